@@ -1,0 +1,518 @@
+"""ConnectionCache: a thread-safe in-memory TTL cache with prefix and regex invalidation."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from itertools import islice
+from typing import Any, Generic, TypeVar, overload
+
+from . import _validate
+from ._clock import Clock, DefaultClock, FixedClock, default_clock
+from ._flight import Flight
+from ._hooks import observers
+from ._keyindex import LOAD, SortedKeys
+from ._registry import track
+from ._removals import REMOVAL_MEMORY, Removal, RemovalLog
+from ._stats import CacheStats
+from ._validate import Seconds
+
+V = TypeVar("V")
+D = TypeVar("D")
+
+DEFAULT_TTL = 300.0
+
+
+class _Entry:
+    """One stored value. Never mutated: a set stores a new entry.
+
+    Entries order by expiry so that bounded caches can keep them in a heap
+    and find expired ones first without scanning.
+    """
+
+    __slots__ = ("key", "value", "expires_at", "ttl")
+
+    def __init__(self, key: str, value: Any, expires_at: float, ttl: float) -> None:
+        self.key = key
+        self.value = value
+        self.expires_at = expires_at
+        self.ttl = ttl
+
+    def __lt__(self, other: _Entry) -> bool:
+        return self.expires_at < other.expires_at
+
+
+def _consume_exception(task: asyncio.Task[Any]) -> None:
+    # Every caller may have been cancelled while the factory ran; fetch the
+    # exception so asyncio does not log it as never retrieved.
+    if not task.cancelled():
+        task.exception()
+
+
+class ConnectionCache(Generic[V]):
+    """A TTL cache for the results of slow calls, keyed by ``str``.
+
+    ``default_ttl`` is in seconds (or a ``timedelta``) and must be > 0;
+    ``math.inf`` means entries never expire. ``clock`` is any zero-argument
+    callable returning seconds; with None the cache reads the process default
+    clock (``time.monotonic`` unless ``frozen_clock`` redirected it).
+    ``max_entries`` bounds the cache: a new key past it removes expired
+    entries first, then the least recently used live ones.
+    """
+
+    def __init__(
+        self,
+        default_ttl: Seconds = DEFAULT_TTL,
+        *,
+        clock: Clock | None = None,
+        max_entries: int | None = None,
+    ) -> None:
+        self._default_ttl = _validate.seconds(default_ttl, "default_ttl")
+        self._max_entries = _validate.max_entries(max_entries)
+        if clock is not None:
+            _validate.callable_(clock, "clock")
+        self._clock: DefaultClock | FixedClock = (
+            default_clock if clock is None else FixedClock(clock)
+        )
+        self._lock = threading.RLock()
+        # Bounded caches keep recency order (OrderedDict.move_to_end on hits)
+        # and an expiry heap; unbounded ones need neither and skip the cost.
+        self._data: dict[str, _Entry] = OrderedDict() if self._max_entries is not None else {}
+        self._heap: list[_Entry] | None = [] if self._max_entries is not None else None
+        self._index = SortedKeys()
+        self._removed = RemovalLog(REMOVAL_MEMORY)
+        self._flights: dict[str, Flight] = {}
+        self._async_flights: dict[
+            tuple[asyncio.AbstractEventLoop, str], tuple[asyncio.Task[Any], Flight]
+        ] = {}
+        self._hits = self._misses = self._sets = 0
+        self._invalidations = self._expirations = self._evictions = 0
+        track(self)
+
+    # -- introspection -----------------------------------------------------
+
+    @property
+    def default_ttl(self) -> float:
+        return self._default_ttl
+
+    @property
+    def max_entries(self) -> int | None:
+        return self._max_entries
+
+    @property
+    def clock(self) -> Clock:
+        """The callable this cache reads its time from."""
+        return self._clock.read if isinstance(self._clock, FixedClock) else default_clock
+
+    def now(self) -> float:
+        """The cache's current clock reading, in seconds."""
+        return self._clock.read()
+
+    def __repr__(self) -> str:
+        return (
+            f"<ConnectionCache entries={len(self._data)} default_ttl={self._default_ttl!r}"
+            f" max_entries={self._max_entries!r}>"
+        )
+
+    # -- reads -------------------------------------------------------------
+
+    @overload
+    def get(self, key: str) -> V | None: ...
+    @overload
+    def get(self, key: str, default: D) -> V | D: ...
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The live value stored under ``key``, else ``default``."""
+        with self._lock:
+            entry = self._data.get(key) if type(key) is str else self._checked_lookup(key)
+            if entry is not None:
+                if self._clock.read() < entry.expires_at:
+                    self._hits += 1
+                    if self._heap is not None:
+                        self._data.move_to_end(key)  # type: ignore[attr-defined]
+                    if observers.active:
+                        observers.hook.conncache_hit(cache=self, key=key)
+                    return entry.value
+                self._expire(entry)
+            self._misses += 1
+            if observers.active:
+                observers.hook.conncache_miss(cache=self, key=key)
+            return default
+
+    def _checked_lookup(self, key: object) -> _Entry | None:
+        return self._data.get(_validate.key(key))
+
+    def __contains__(self, key: object) -> bool:
+        """Live check: stored and not expired. Peeks: no counter, no recency."""
+        with self._lock:
+            entry = self._data.get(_validate.key(key))
+            return entry is not None and self._clock.read() < entry.expires_at
+
+    def has(self, key: str) -> bool:
+        """Stored, regardless of expiration (as in the seed). Peeks."""
+        with self._lock:
+            return _validate.key(key) in self._data
+
+    def size(self) -> int:
+        """Stored entries, expired ones not yet removed included."""
+        return len(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def keys(self) -> list[str]:
+        """The stored keys, as ``size()`` counts them, in storage order."""
+        with self._lock:
+            return list(self._data)
+
+    def ttl_remaining(self, key: str) -> float | None:
+        """Seconds left for a live entry, ``math.inf`` if it never expires, else None."""
+        with self._lock:
+            entry = self._data.get(_validate.key(key))
+            if entry is None:
+                return None
+            left = entry.expires_at - self._clock.read()
+            return left if left > 0 else None
+
+    @property
+    def stats(self) -> CacheStats:
+        with self._lock:
+            return CacheStats(
+                hits=self._hits,
+                misses=self._misses,
+                sets=self._sets,
+                invalidations=self._invalidations,
+                expirations=self._expirations,
+                evictions=self._evictions,
+            )
+
+    def reset_stats(self) -> None:
+        """Zero the counters and forget which keys were removed."""
+        with self._lock:
+            self._hits = self._misses = self._sets = 0
+            self._invalidations = self._expirations = self._evictions = 0
+            self._removed.clear()
+
+    # -- writes ------------------------------------------------------------
+
+    def set(self, key: str, data: V, ttl: Seconds | None = None) -> None:
+        """Store ``data`` under ``key`` for ``ttl`` seconds (default: the cache's)."""
+        seconds = self._default_ttl if ttl is None else _validate.seconds(ttl, "ttl")
+        if type(key) is not str:
+            _validate.key(key)
+        with self._lock:
+            self._store(key, data, seconds)
+            if self._flights or self._async_flights:
+                self._mark_stale(key.__eq__)
+
+    def _store(self, key: str, value: Any, seconds: float) -> None:
+        """Store under the lock and count one set."""
+        data = self._data
+        now = self._clock.read()
+        entry = _Entry(key, value, now + seconds, seconds)
+        if key in data:
+            data[key] = entry
+            if self._heap is not None:
+                data.move_to_end(key)  # type: ignore[attr-defined]
+        else:
+            if self._max_entries is not None and len(data) >= self._max_entries:
+                self._make_room(now)
+            data[key] = entry
+            self._index.add(key)
+            if self._removed:
+                self._removed.forget(key)
+        if self._heap is not None and seconds != math.inf:
+            self._push_expiry(entry)
+        self._sets += 1
+        if observers.active:
+            observers.hook.conncache_set(cache=self, key=key)
+
+    def _push_expiry(self, entry: _Entry) -> None:
+        heap = self._heap
+        assert heap is not None
+        heapq.heappush(heap, entry)
+        # Replaced and removed entries stay in the heap until popped; rebuild
+        # once they outnumber the live ones so the heap stays O(entries).
+        if len(heap) > 2 * len(self._data) + LOAD:
+            live = [e for e in self._data.values() if e.expires_at != math.inf]
+            heapq.heapify(live)
+            self._heap = live
+
+    def _make_room(self, now: float) -> None:
+        """Free one slot: every expired entry first, else the least recently used."""
+        data = self._data
+        heap = self._heap
+        assert heap is not None
+        while heap and heap[0].expires_at <= now:
+            candidate = heapq.heappop(heap)
+            if data.get(candidate.key) is candidate:
+                self._expire(candidate)
+        if len(data) >= self._max_entries:  # type: ignore[operator]
+            key, entry = data.popitem(last=False)  # type: ignore[call-arg]
+            self._index.discard(key)
+            self._evictions += 1
+            self._removed.record(key, Removal("evicted", now, entry.ttl))
+            if observers.active:
+                observers.hook.conncache_eviction(cache=self, key=key)
+
+    def _expire(self, entry: _Entry) -> None:
+        """Remove an expired entry under the lock and count one expiration."""
+        del self._data[entry.key]
+        self._index.discard(entry.key)
+        self._expirations += 1
+        self._removed.record(entry.key, Removal("expired", entry.expires_at, entry.ttl))
+        if observers.active:
+            observers.hook.conncache_expiration(cache=self, key=entry.key)
+
+    # -- invalidation ------------------------------------------------------
+
+    def invalidate(self, key: str) -> bool:
+        """Remove ``key``; True if an entry was stored."""
+        _validate.key(key)
+        with self._lock:
+            if self._flights or self._async_flights:
+                self._mark_stale(key.__eq__)
+            if key not in self._data:
+                return False
+            self._remove_many([key], "invalidate")
+            return True
+
+    def invalidate_pattern(self, pattern: str | re.Pattern[str]) -> int:
+        """Remove every key where ``pattern.search(key)`` matches; return how many.
+
+        Unanchored patterns match anywhere, like JavaScript's ``RegExp.test``.
+        """
+        search = _validate.pattern(pattern).search
+        with self._lock:
+            doomed = [key for key in self._data if search(key)]
+            if self._flights or self._async_flights:
+                self._mark_stale(lambda key: search(key) is not None)
+            self._remove_many(doomed, "invalidate_pattern")
+            return len(doomed)
+
+    def invalidate_prefix(self, prefix: str) -> int:
+        """Remove every key that starts with the literal ``prefix``; return how many.
+
+        Uses the sorted key index: the cost grows with the keys removed, not
+        with the size of the cache.
+        """
+        _validate.key(prefix, "prefix")
+        with self._lock:
+            doomed = self._index.with_prefix(prefix)
+            if self._flights or self._async_flights:
+                self._mark_stale(lambda key: key.startswith(prefix))
+            self._remove_many(doomed, "invalidate_prefix")
+            return len(doomed)
+
+    def clear(self) -> None:
+        """Remove every entry; each one counts as an invalidation."""
+        with self._lock:
+            if self._flights or self._async_flights:
+                self._mark_stale(lambda key: True)
+            now = self._clock.read()
+            data = self._data
+            self._invalidations += len(data)
+            recent = islice(reversed(data.values()), REMOVAL_MEMORY)
+            self._removed.record_many(
+                (e.key, Removal("clear", now, e.ttl)) for e in reversed(list(recent))
+            )
+            if observers.active:
+                for key in list(data):
+                    observers.hook.conncache_invalidation(cache=self, key=key, how="clear")
+            self._drop_all()
+
+    def _remove_many(self, keys: list[str], how: str) -> None:
+        """Remove stored ``keys`` under the lock, counting each as an invalidation."""
+        if not keys:
+            return
+        data = self._data
+        now = self._clock.read()
+        entries = [data.pop(key) for key in keys]
+        self._unindex(keys)
+        self._invalidations += len(keys)
+        self._removed.record_many(
+            (e.key, Removal(how, now, e.ttl)) for e in entries[-REMOVAL_MEMORY:]
+        )
+        if observers.active:
+            for key in keys:
+                observers.hook.conncache_invalidation(cache=self, key=key, how=how)
+
+    def _unindex(self, keys: list[str]) -> None:
+        """Drop keys that just left ``_data`` from the prefix index."""
+        index = self._index
+        # Past about 1/16 of the index, one linear pass beats a binary
+        # search and a list deletion per key.
+        if len(keys) * 16 > len(index):
+            index.retain(self._data)
+        else:
+            for key in keys:
+                index.discard(key)
+
+    def purge_expired(self) -> int:
+        """Remove every expired entry now; return how many."""
+        with self._lock:
+            now = self._clock.read()
+            data = self._data
+            expired = [e for e in data.values() if now >= e.expires_at]
+            for entry in expired:
+                del data[entry.key]
+            self._unindex([e.key for e in expired])
+            self._expirations += len(expired)
+            self._removed.record_many(
+                (e.key, Removal("expired", e.expires_at, e.ttl)) for e in expired[-REMOVAL_MEMORY:]
+            )
+            if observers.active:
+                for entry in expired:
+                    observers.hook.conncache_expiration(cache=self, key=entry.key)
+            return len(expired)
+
+    def _drop_all(self) -> None:
+        self._data.clear()
+        self._index.clear()
+        if self._heap is not None:
+            self._heap.clear()
+
+    def _wipe(self) -> None:
+        """Empty the cache without counting or notifying (for test isolation)."""
+        with self._lock:
+            if self._flights or self._async_flights:
+                self._mark_stale(lambda key: True)
+            self._drop_all()
+
+    def _mark_stale(self, matches: Callable[[str], bool]) -> None:
+        """Keep running factories of matching keys from storing what they return."""
+        for key, flight in self._flights.items():
+            if matches(key):
+                flight.stale = True
+        for (_, key), (_, flight) in self._async_flights.items():
+            if matches(key):
+                flight.stale = True
+
+    # -- cache-aside -------------------------------------------------------
+
+    def get_or_set(self, key: str, factory: Callable[[], V], ttl: Seconds | None = None) -> V:
+        """The live value, or ``factory()`` called once, stored and returned.
+
+        Concurrent callers of one key share one factory call; a factory that
+        raises stores nothing, and every waiting caller gets its exception.
+        """
+        seconds = self._default_ttl if ttl is None else _validate.seconds(ttl, "ttl")
+        _validate.key(key)
+        _validate.callable_(factory, "factory")
+        with self._lock:
+            hit, value = self._lookup(key)
+            if hit:
+                return value  # type: ignore[no-any-return]
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = Flight()
+                self._count_miss(key)
+        if not leader:
+            value = flight.result()
+            self._count_hit(key)
+            return value  # type: ignore[no-any-return]
+        try:
+            value = factory()
+        except BaseException as error:
+            with self._lock:
+                del self._flights[key]
+            flight.fail(error)
+            raise
+        with self._lock:
+            del self._flights[key]
+            if not flight.stale:
+                self._store(key, value, seconds)
+        flight.resolve(value)
+        return value
+
+    async def aget_or_set(
+        self, key: str, factory: Callable[[], Awaitable[V]], ttl: Seconds | None = None
+    ) -> V:
+        """``get_or_set`` for an async factory: concurrent coroutines share one await.
+
+        The factory runs in its own task, so cancelling one waiting caller
+        does not cancel the computation the others wait for.
+        """
+        seconds = self._default_ttl if ttl is None else _validate.seconds(ttl, "ttl")
+        _validate.key(key)
+        _validate.callable_(factory, "factory")
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            hit, value = self._lookup(key)
+            if hit:
+                return value  # type: ignore[no-any-return]
+            running = self._async_flights.get((loop, key))
+            leader = running is None
+            if running is None:
+                flight = Flight()
+                task = loop.create_task(self._fill(loop, key, factory, seconds, flight))
+                task.add_done_callback(_consume_exception)
+                self._async_flights[(loop, key)] = (task, flight)
+                self._count_miss(key)
+            else:
+                task = running[0]
+        value = await asyncio.shield(task)
+        if not leader:
+            self._count_hit(key)
+        return value  # type: ignore[no-any-return]
+
+    async def _fill(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        key: str,
+        factory: Callable[[], Awaitable[V]],
+        seconds: float,
+        flight: Flight,
+    ) -> V:
+        try:
+            value = await factory()
+        except BaseException:
+            with self._lock:
+                self._forget_async_flight(loop, key)
+            raise
+        with self._lock:
+            self._forget_async_flight(loop, key)
+            if not flight.stale:
+                self._store(key, value, seconds)
+        return value
+
+    def _forget_async_flight(self, loop: asyncio.AbstractEventLoop, key: str) -> None:
+        del self._async_flights[(loop, key)]
+
+    def _lookup(self, key: str) -> tuple[bool, Any]:
+        """Under the lock: (True, value) and one hit for a live entry, else (False, None)."""
+        entry = self._data.get(key)
+        if entry is not None:
+            if self._clock.read() < entry.expires_at:
+                self._hits += 1
+                if self._heap is not None:
+                    self._data.move_to_end(key)  # type: ignore[attr-defined]
+                if observers.active:
+                    observers.hook.conncache_hit(cache=self, key=key)
+                return True, entry.value
+            self._expire(entry)
+        return False, None
+
+    def _count_miss(self, key: str) -> None:
+        self._misses += 1
+        if observers.active:
+            observers.hook.conncache_miss(cache=self, key=key)
+
+    def _count_hit(self, key: str) -> None:
+        with self._lock:
+            self._hits += 1
+            if observers.active:
+                observers.hook.conncache_hit(cache=self, key=key)
+
+    # -- peeking, for the assertion helpers ---------------------------------
+
+    def _peek(self, key: str) -> tuple[_Entry | None, Removal | None, float]:
+        """(stored entry, last removal record, now) without touching any counter."""
+        with self._lock:
+            return self._data.get(key), self._removed.get(key), self._clock.read()

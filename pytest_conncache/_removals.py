@@ -1,0 +1,64 @@
+"""RemovalLog: a bounded memory of why keys left a cache, for failure messages."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import NamedTuple
+
+# How many removed keys a cache remembers; the most recent ones win.
+REMOVAL_MEMORY = 4096
+
+INVALIDATING_CALLS = frozenset({"invalidate", "invalidate_pattern", "invalidate_prefix", "clear"})
+
+
+class Removal(NamedTuple):
+    """Why and when a key was removed.
+
+    ``how`` is the removing call (``"invalidate"``, ``"invalidate_pattern"``,
+    ``"invalidate_prefix"``, ``"clear"``), or ``"expired"`` / ``"evicted"``.
+    ``at`` is the cache-clock time of the removal, except for expirations,
+    where it is the moment the entry expired. ``ttl`` is the entry's ttl.
+    """
+
+    how: str
+    at: float
+    ttl: float
+
+    @property
+    def invalidated(self) -> bool:
+        return self.how in INVALIDATING_CALLS
+
+
+class RemovalLog:
+    __slots__ = ("_log", "_limit")
+
+    def __init__(self, limit: int = REMOVAL_MEMORY) -> None:
+        self._log: OrderedDict[str, Removal] = OrderedDict()
+        self._limit = limit
+
+    def __len__(self) -> int:
+        return len(self._log)
+
+    def __bool__(self) -> bool:
+        return bool(self._log)
+
+    def get(self, key: str) -> Removal | None:
+        return self._log.get(key)
+
+    def record(self, key: str, removal: Removal) -> None:
+        log = self._log
+        log[key] = removal
+        log.move_to_end(key)
+        if len(log) > self._limit:
+            log.popitem(last=False)
+
+    def record_many(self, removed: Iterable[tuple[str, Removal]]) -> None:
+        for key, removal in removed:
+            self.record(key, removal)
+
+    def forget(self, key: str) -> None:
+        self._log.pop(key, None)
+
+    def clear(self) -> None:
+        self._log.clear()
