@@ -21,7 +21,10 @@ def seconds(value: object, name: str) -> float:
             f"{name} must be a number of seconds or a datetime.timedelta, "
             f"got {value!r} ({type(value).__name__})"
         )
-    result = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    try:
+        result = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    except OverflowError:  # an int past float range: positive ones never expire
+        result = math.inf if not isinstance(value, timedelta) and value > 0 else -math.inf
     if math.isnan(result) or result <= 0:
         raise ValueError(f"{name} must be > 0 seconds (math.inf for no expiry), got {value!r}")
     return result
