@@ -100,19 +100,29 @@ def _removal_story(removal: Removal, now: float, cache: ConnectionCache[Any]) ->
 
 
 def _similar(key: str, cache: ConnectionCache[Any]) -> str:
-    """Up to three stored keys close to ``key``: key-format typos are the usual culprit."""
-    matches = difflib.get_close_matches(key, cache.keys(), n=3, cutoff=0.6)
+    """Up to three keys close to ``key``: key-format typos are the usual culprit.
+
+    Recently removed keys are candidates too, with what became of them, so
+    that a typo in an invalidation check points at the key really removed.
+    """
+    stored, removed, now = cache._similar_candidates()
+    candidates: dict[str, str] = dict.fromkeys(stored, "cached")
+    for k, removal in removed.items():
+        candidates.setdefault(k, _removal_story(removal, now, cache).removeprefix("it "))
+    matches = difflib.get_close_matches(key, list(candidates), n=3, cutoff=0.6)
     if not matches:
-        return f"\n(the cache holds {cache.size()} entries; none has a similar key)"
-    listed = "\n".join(f"  {match!r}" for match in matches)
-    return f"\nsimilar stored keys:\n{listed}"
+        return f"\n(the cache holds {len(stored)} entries; no stored or removed key is similar)"
+    listed = "\n".join(f"  {match!r} ({candidates[match]})" for match in matches)
+    return f"\nsimilar keys:\n{listed}"
 
 
 def _duration(seconds: float) -> str:
     if math.isinf(seconds):
         return "inf"
-    return f"{seconds:.6g}s"
+    if seconds < 1:
+        return f"{seconds * 1000:.3g}ms"
+    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
 
 
 def _ago(seconds: float) -> str:
-    return "just now" if seconds <= 0 else f"{_duration(seconds)} ago"
+    return "just now" if seconds < 0.001 else f"{_duration(seconds)} ago"

@@ -516,3 +516,8 @@ class ConnectionCache(Generic[V]):
         """(stored entry, last removal record, now) without touching any counter."""
         with self._lock:
             return self._data.get(key), self._removed.get(key), self._clock.read()
+
+    def _similar_candidates(self) -> tuple[frozenset[str], dict[str, Removal], float]:
+        """(stored keys, remembered removals, now) for the helpers' "similar keys" hint."""
+        with self._lock:
+            return frozenset(self._data), self._removed.snapshot(), self._clock.read()

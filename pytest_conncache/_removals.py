@@ -57,6 +57,9 @@ class RemovalLog:
         for key, removal in removed:
             self.record(key, removal)
 
+    def snapshot(self) -> dict[str, Removal]:
+        return dict(self._log)
+
     def forget(self, key: str) -> None:
         self._log.pop(key, None)
 

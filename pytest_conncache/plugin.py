@@ -1,1 +1,225 @@
-"""pytest plugin (work in progress)."""
+"""The pytest plugin: fixtures, per-test cache isolation and ``--conncache-report``.
+
+Registered through the ``pytest11`` entry point ``conncache``; disable it
+with ``-p no:conncache``. Everything pytest-specific in the package is here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ._cache import ConnectionCache
+from ._frozen import FrozenClock, TravelControl
+from ._hooks import observers
+from ._registry import live_caches
+from ._report import Row, TestCounter, table, touched, write_json
+from ._singleton import connection_cache as _singleton
+
+_STATS_ATTR = "conncache_stats"
+_MARKER = "conncache"
+
+
+class ReportHookSpecs:
+    @pytest.hookspec
+    def pytest_conncache_report(self, config: pytest.Config, rows: list[dict[str, Any]]) -> None:
+        """Called once on the controller after the run with one dict per test that
+        touched a cache: ``nodeid`` and the counters ``hits``, ``misses``, ``sets``,
+        ``invalidations``, ``expirations``, ``evictions``."""
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(ReportHookSpecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conncache", "cache statistics and isolation (pytest-conncache)")
+    group.addoption(
+        "--conncache-report",
+        action="store_true",
+        default=None,
+        help="print a table of cache hits, misses and invalidations per test",
+    )
+    group.addoption(
+        "--conncache-report-json",
+        metavar="PATH",
+        default=None,
+        help="write the per-test cache counts as JSON to PATH",
+    )
+    parser.addini(
+        "conncache_isolate",
+        type="bool",
+        default=True,
+        help="empty every ConnectionCache before each test (default: true)",
+    )
+    parser.addini(
+        "conncache_report",
+        type="bool",
+        default=False,
+        help="print the conncache report as if --conncache-report were given",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{_MARKER}(isolate=True): per-test settings of pytest-conncache; "
+        "isolate=False keeps every cache's data from the previous test",
+    )
+    config.pluginmanager.register(ConncacheSession(config), "conncache-session")
+
+
+class ConncacheSession:
+    """Per-run state: isolation before each test, counts after it, the report at the end."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        option = config.getoption("conncache_report")
+        self.show_table = bool(config.getini("conncache_report") if option is None else option)
+        json_path = config.getoption("conncache_report_json")
+        self.json_path = Path(json_path) if json_path else None
+        self.counting = self.show_table or self.json_path is not None
+        self.is_worker = hasattr(config, "workerinput")
+        self.rows: dict[str, Row] = {}
+        self.counter = TestCounter()
+        if self.counting:
+            observers.register(self.counter)
+
+    def pytest_unconfigure(self) -> None:
+        if observers.is_registered(self.counter):
+            observers.unregister(self.counter)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        # Before any fixture of this test runs: what setup does counts, what
+        # the previous test left behind does not.
+        isolate = _isolation_wanted(item)
+        for cache in live_caches():
+            if isolate:
+                cache._wipe()
+            cache.reset_stats()
+        if self.counting:
+            self.counter.restart()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if self.counting and report.when == "teardown":
+            # Plain ints survive pytest-xdist's report serialisation, so the
+            # controller sees exactly what the worker counted.
+            setattr(report, _STATS_ATTR, self.counter.snapshot())
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        counts = getattr(report, _STATS_ATTR, None)
+        if report.when == "teardown" and isinstance(counts, dict) and touched(counts):
+            self.rows[report.nodeid] = {"nodeid": report.nodeid, **counts}
+
+    def sorted_rows(self) -> list[Row]:
+        # Sorted by node id, so serial and xdist runs print the same table.
+        return [self.rows[nodeid] for nodeid in sorted(self.rows)]
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.counting or self.is_worker:
+            return
+        rows = self.sorted_rows()
+        self.config.hook.pytest_conncache_report(config=self.config, rows=rows)
+        if self.json_path is not None:
+            write_json(self.json_path, rows)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.show_table or self.is_worker:
+            return
+        terminalreporter.write_sep("=", "conncache report")
+        rows = self.sorted_rows()
+        if not rows:
+            terminalreporter.write_line("no test touched a ConnectionCache")
+            return
+        width = self.config.get_terminal_writer().fullwidth
+        lines = table(rows, width)
+        for text in lines[:-1]:
+            terminalreporter.write_line(text)
+        terminalreporter.write_line("-" * min(width, max(len(text) for text in lines)))
+        terminalreporter.write_line(lines[-1])
+        if self.json_path is not None:
+            terminalreporter.write_line(f"conncache report written to {self.json_path}")
+
+
+def _isolation_wanted(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker(_MARKER)
+    if marker is not None:
+        unknown = set(marker.kwargs) - {"isolate"}
+        if marker.args or unknown:
+            raise pytest.UsageError(
+                f"{item.nodeid}: @pytest.mark.conncache takes only isolate=True/False, "
+                f"got args={marker.args!r} kwargs={marker.kwargs!r}"
+            )
+        if "isolate" in marker.kwargs:
+            return bool(marker.kwargs["isolate"])
+    return bool(item.config.getini("conncache_isolate"))
+
+
+@pytest.fixture(name="frozen_clock")
+def frozen_clock_fixture(request: pytest.FixtureRequest) -> Generator[FrozenClock, None, None]:
+    """Frozen time for time.time(), datetime.now() and default-clock caches; see .advance()."""
+    control: TravelControl
+    try:
+        # Share time-machine's own fixture, so time_machine.shift() in the
+        # same test moves the same time.
+        control = request.getfixturevalue("time_machine")
+        owned = False
+    except pytest.FixtureLookupError:
+        control = _OwnTravel()
+        owned = True
+    clock = FrozenClock(control)
+    try:
+        yield clock
+    finally:
+        clock.close()
+        if owned:
+            assert isinstance(control, _OwnTravel)
+            control.stop()
+
+
+class _OwnTravel:
+    """Travel control when time-machine's pytest plugin is disabled (-p no:time_machine)."""
+
+    def __init__(self) -> None:
+        import time_machine
+
+        self._travel: Any = None
+        self._traveller: Any = None
+        self._module = time_machine
+
+    def move_to(self, destination: Any, tick: bool | None = None) -> None:
+        if self._travel is None:
+            self._travel = self._module.travel(destination, tick=bool(tick))
+            self._traveller = self._travel.start()
+        else:
+            self._traveller.move_to(destination, tick=tick)
+
+    def shift(self, delta: Any) -> None:
+        self._traveller.shift(delta)
+
+    def stop(self) -> None:
+        if self._travel is not None:
+            self._travel.stop()
+
+
+@pytest.fixture(name="connection_cache")
+def connection_cache_fixture(
+    request: pytest.FixtureRequest,
+) -> Generator[ConnectionCache[Any], None, None]:
+    """The shared pytest_conncache.connection_cache, empty with zeroed stats, emptied after."""
+    isolate = _isolation_wanted(request.node) if isinstance(request.node, pytest.Item) else True
+    if isolate:
+        _singleton._wipe()
+    _singleton.reset_stats()
+    yield _singleton
+    if isolate:
+        _singleton._wipe()
