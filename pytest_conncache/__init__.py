@@ -10,6 +10,7 @@ __all__ = [
     "DEFAULT_TTL",
     "CacheStats",
     "ConnectionCache",
+    "FrozenClock",
     "assert_cached",
     "assert_invalidated",
     "assert_not_cached",
@@ -22,6 +23,7 @@ __all__ = [
 from ._assertions import assert_cached, assert_invalidated, assert_not_cached
 from ._cache import DEFAULT_TTL, ConnectionCache
 from ._clock import default_clock
+from ._frozen import FrozenClock
 from ._hooks import hookimpl, observers
 from ._singleton import connection_cache
 from ._stats import CacheStats

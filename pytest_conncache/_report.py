@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,19 +78,27 @@ def hit_ratio_text(counts: dict[str, int]) -> str:
     return f"{100 * counts['hits'] / lookups:.1f}%" if lookups else "-"
 
 
-def shorten(nodeid: str, width: int) -> str:
-    """Fit ``nodeid`` into ``width`` characters.
+def shorten(text: str, width: int) -> str:
+    """Fit ``text`` into ``width`` characters by eliding its middle.
 
-    The test's name (after the first ``::``) matters most, so the path is
-    cut from the left first; only a name that alone is too long is cut too.
+    Both ends of a node id carry meaning (where the test lives, which
+    parametrization it is), so the middle goes first.
     """
-    if len(nodeid) <= width:
-        return nodeid
-    path, sep, name = nodeid.partition("::")
-    room = width - len(sep) - len(name) - 1
-    if sep and room >= 4:
-        return "…" + path[-room:] + sep + name
-    return "…" + nodeid[-(width - 1) :] if width > 1 else nodeid[:width]
+    if len(text) <= width:
+        return text
+    if width < 3:
+        return text[:width]
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[-(width - 1 - head) :]
+
+
+def common_prefix(nodeids: Sequence[str]) -> str:
+    """The longest prefix shared by every node id, cut back to a ``/`` or ``::`` boundary."""
+    if len(nodeids) < 2:
+        return ""
+    prefix = os.path.commonprefix(list(nodeids))
+    cut = max(prefix.rfind("/") + 1, prefix.rfind("::") + 2)
+    return prefix[:cut]
 
 
 # Short headers keep the numbers narrow and leave the width to the node ids.
@@ -97,25 +106,36 @@ HEADERS = ("hits", "misses", "hit%", "sets", "inval", "expired", "evicted")
 
 
 def table(rows: Sequence[Row], width: int) -> list[str]:
-    """The report's lines: a header, one line per row, and a total line."""
-    total: Row = {"nodeid": "TOTAL", **totals(rows)}
+    """The report's lines: a header, one line per row, a rule and a total line.
+
+    When the node ids do not fit beside the numbers, the prefix they all
+    share is said once above the table and left out of the rows.
+    """
+    all_rows: list[Row] = [*rows, {"nodeid": "TOTAL", **totals(rows)}]
     cells = [
         [str(row["hits"]), str(row["misses"]), hit_ratio_text(row)]
         + [str(row[field]) for field in FIELDS[2:]]
-        for row in [*rows, total]
+        for row in all_rows
     ]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(HEADERS)]
-    numbers_width = sum(w + 2 for w in widths)
-    longest = max(len(row["nodeid"]) for row in [*rows, total])
-    id_width = max(min(longest, width - numbers_width - 1), 16)
+    room = max(width - sum(w + 1 for w in widths) - 1, 16)
+    ids = [row["nodeid"] for row in rows]
+    preamble: list[str] = []
+    if max(map(len, ids), default=0) > room:
+        prefix = common_prefix(ids)
+        if prefix:
+            ids = [nodeid[len(prefix) :] for nodeid in ids]
+            preamble.append(shorten(f"node ids below start with {prefix}", width))
+    ids.append("TOTAL")
+    id_width = min(max(len(i) for i in [*ids, "test"]), room)
 
     def line(first: str, values: Sequence[str]) -> str:
-        numbers = "".join(f"  {v:>{w}}" for v, w in zip(values, widths, strict=True))
-        return f"{shorten(first, id_width):<{id_width}}{numbers}".rstrip()
+        numbers = "".join(f" {v:>{w}}" for v, w in zip(values, widths, strict=True))
+        return f"{shorten(first, id_width):<{id_width}}{numbers}"
 
-    lines = [line("test", HEADERS)]
-    lines += [line(row["nodeid"], c) for row, c in zip([*rows, total], cells, strict=True)]
-    return lines
+    body = [line(nodeid, c) for nodeid, c in zip(ids, cells, strict=True)]
+    header = line("test", HEADERS)
+    return [*preamble, header, *body[:-1], "-" * len(header), body[-1]]
 
 
 def write_json(path: Path, rows: Sequence[Row]) -> None:

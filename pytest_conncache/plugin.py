@@ -140,12 +140,8 @@ class ConncacheSession:
         if not rows:
             terminalreporter.write_line("no test touched a ConnectionCache")
             return
-        width = self.config.get_terminal_writer().fullwidth
-        lines = table(rows, width)
-        for text in lines[:-1]:
+        for text in table(rows, self.config.get_terminal_writer().fullwidth):
             terminalreporter.write_line(text)
-        terminalreporter.write_line("-" * min(width, max(len(text) for text in lines)))
-        terminalreporter.write_line(lines[-1])
         if self.json_path is not None:
             terminalreporter.write_line(f"conncache report written to {self.json_path}")
 
