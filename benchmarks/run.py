@@ -1,0 +1,84 @@
+"""Command line for the benchmarks: ``python -m benchmarks [core|overhead|all] [options]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks import core, plugin_overhead
+
+
+def _progress(message: str) -> None:
+    print(f"... {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="ConnectionCache against cachetools and cacheout, and the plugin's overhead.",
+    )
+    parser.add_argument(
+        "what",
+        nargs="?",
+        choices=("all", "core", "overhead"),
+        default="all",
+        help="which benchmarks to run (default: all)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a fast smoke run: smaller sizes, fewer repeats"
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply every size by this factor (e.g. 0.01 for a seconds-long smoke test)",
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    result: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "quick": args.quick,
+        "scale": args.scale,
+    }
+    figures: list[dict[str, Any]] = []
+    started = time.perf_counter()
+
+    if args.what in ("all", "core"):
+        sizes = core.Sizes.quick() if args.quick else core.Sizes.full()
+        if args.scale != 1.0:
+            sizes = sizes.scaled(args.scale)
+        result["core"] = core.run(sizes, _progress)
+        figures += result["core"]["figures"]
+        print(core.format_report(result["core"]))
+        print()
+
+    if args.what in ("all", "overhead"):
+        settings = plugin_overhead.Settings.quick() if args.quick else plugin_overhead.Settings()
+        if args.scale != 1.0:
+            settings = settings.scaled(args.scale)
+        result["overhead"] = plugin_overhead.run(settings, _progress)
+        figures += result["overhead"]["figures"]
+        print(plugin_overhead.format_report(result["overhead"]))
+        print()
+
+    failed = [f["name"] for f in figures if not f["passed"]]
+    print(
+        f"{len(figures) - len(failed)} of {len(figures)} targets met"
+        + (f"; missed: {', '.join(failed)}" if failed else "")
+        + f" ({time.perf_counter() - started:.0f} s)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        print(f"results written to {args.json}")
+    return 0

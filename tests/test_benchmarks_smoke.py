@@ -1,0 +1,54 @@
+"""The benchmark command runs end to end and reports every figure (timings are not checked)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CORE_FIGURES = {
+    "get_hit_vs_cachetools",
+    "get_hit_vs_cacheout",
+    "get_miss_vs_cacheout",
+    "set_existing_vs_cacheout",
+    "new_key_set_growth",
+    "regex_scan_vs_prefix",
+    "bytes_per_entry_unbounded",
+    "bytes_per_entry_bounded",
+}
+OVERHEAD_FIGURES = {"plugin_overhead_report"}
+
+
+def test_quick_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--scale", "0.01", "--json", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+
+    results = json.loads(output.read_text(encoding="utf-8"))
+    figures = {
+        figure["name"]: figure
+        for part in ("core", "overhead")
+        for figure in results[part]["figures"]
+    }
+    assert set(figures) == CORE_FIGURES | OVERHEAD_FIGURES
+    for figure in figures.values():
+        assert figure["ours"] > 0
+        assert figure["reference"] > 0
+        assert math.isfinite(figure["ratio"])
+        assert isinstance(figure["passed"], bool)
+        assert figure["label"] in completed.stdout
+    assert "PASS" in completed.stdout or "FAIL" in completed.stdout
