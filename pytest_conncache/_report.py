@@ -97,7 +97,8 @@ def common_prefix(nodeids: Sequence[str]) -> str:
     if len(nodeids) < 2:
         return ""
     prefix = os.path.commonprefix(list(nodeids))
-    cut = max(prefix.rfind("/") + 1, prefix.rfind("::") + 2)
+    slash, colons = prefix.rfind("/"), prefix.rfind("::")
+    cut = max(slash + 1 if slash >= 0 else 0, colons + 2 if colons >= 0 else 0)
     return prefix[:cut]
 
 
