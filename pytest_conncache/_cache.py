@@ -409,27 +409,39 @@ class ConnectionCache(Generic[V]):
             if hit:
                 return value  # type: ignore[no-any-return]
             flight = self._flights.get(key)
-            leader = flight is None
-            if flight is None:
+            # A stale flight predates a write or invalidation of its key: a
+            # caller arriving after that change starts a fresh call instead.
+            leader = flight is None or flight.stale
+            if flight is None or leader:
                 flight = self._flights[key] = Flight()
                 self._count_miss(key)
         if not leader:
-            value = flight.result()
+            try:
+                value = flight.result()
+            except BaseException:
+                with self._lock:
+                    self._count_miss(key)  # served no value: a miss
+                raise
             self._count_hit(key)
             return value  # type: ignore[no-any-return]
         try:
             value = factory()
         except BaseException as error:
             with self._lock:
-                del self._flights[key]
+                self._forget_flight(key, flight)
             flight.fail(error)
             raise
         with self._lock:
-            del self._flights[key]
+            self._forget_flight(key, flight)
             if not flight.stale:
                 self._store(key, value, seconds)
         flight.resolve(value)
         return value
+
+    def _forget_flight(self, key: str, flight: Flight) -> None:
+        # A later caller may have replaced a stale flight: leave that one.
+        if self._flights.get(key) is flight:
+            del self._flights[key]
 
     async def aget_or_set(
         self, key: str, factory: Callable[[], Awaitable[V]], ttl: Seconds | None = None
@@ -448,8 +460,8 @@ class ConnectionCache(Generic[V]):
             if hit:
                 return value  # type: ignore[no-any-return]
             running = self._async_flights.get((loop, key))
-            leader = running is None
-            if running is None:
+            leader = running is None or running[1].stale
+            if running is None or leader:
                 flight = Flight()
                 task = loop.create_task(self._fill(loop, key, factory, seconds, flight))
                 task.add_done_callback(_consume_exception)
@@ -457,7 +469,13 @@ class ConnectionCache(Generic[V]):
                 self._count_miss(key)
             else:
                 task = running[0]
-        value = await asyncio.shield(task)
+        try:
+            value = await asyncio.shield(task)
+        except BaseException:
+            if not leader:
+                with self._lock:
+                    self._count_miss(key)  # served no value: a miss
+            raise
         if not leader:
             self._count_hit(key)
         return value  # type: ignore[no-any-return]
@@ -474,16 +492,20 @@ class ConnectionCache(Generic[V]):
             value = await factory()
         except BaseException:
             with self._lock:
-                self._forget_async_flight(loop, key)
+                self._forget_async_flight(loop, key, flight)
             raise
         with self._lock:
-            self._forget_async_flight(loop, key)
+            self._forget_async_flight(loop, key, flight)
             if not flight.stale:
                 self._store(key, value, seconds)
         return value
 
-    def _forget_async_flight(self, loop: asyncio.AbstractEventLoop, key: str) -> None:
-        del self._async_flights[(loop, key)]
+    def _forget_async_flight(
+        self, loop: asyncio.AbstractEventLoop, key: str, flight: Flight
+    ) -> None:
+        running = self._async_flights.get((loop, key))
+        if running is not None and running[1] is flight:
+            del self._async_flights[(loop, key)]
 
     def _lookup(self, key: str) -> tuple[bool, Any]:
         """Under the lock: (True, value) and one hit for a live entry, else (False, None)."""
