@@ -314,10 +314,10 @@ class ConnectionCache(Generic[V]):
         """
         _validate.key(prefix, "prefix")
         with self._lock:
-            doomed = self._index.with_prefix(prefix)
+            doomed = self._index.pop_prefix(prefix)
             if self._flights or self._async_flights:
                 self._mark_stale(lambda key: key.startswith(prefix))
-            self._remove_many(doomed, "invalidate_prefix")
+            self._remove_many(doomed, "invalidate_prefix", indexed=False)
             return len(doomed)
 
     def clear(self) -> None:
@@ -337,14 +337,18 @@ class ConnectionCache(Generic[V]):
                     observers.hook.conncache_invalidation(cache=self, key=key, how="clear")
             self._drop_all()
 
-    def _remove_many(self, keys: list[str], how: str) -> None:
-        """Remove stored ``keys`` under the lock, counting each as an invalidation."""
+    def _remove_many(self, keys: list[str], how: str, *, indexed: bool = True) -> None:
+        """Remove stored ``keys`` under the lock, counting each as an invalidation.
+
+        ``indexed=False``: the caller already took the keys out of the index.
+        """
         if not keys:
             return
         data = self._data
         now = self._clock.read()
         entries = [data.pop(key) for key in keys]
-        self._unindex(keys)
+        if indexed:
+            self._unindex(keys)
         self._invalidations += len(keys)
         self._removed.record_many(
             (e.key, Removal(how, now, e.ttl)) for e in entries[-REMOVAL_MEMORY:]

@@ -79,21 +79,38 @@ class SortedKeys:
         elif idx == len(sub):
             maxes[pos] = sub[-1]
 
-    def with_prefix(self, prefix: str) -> list[str]:
-        """Every key that starts with ``prefix``, in sorted order."""
+    def pop_prefix(self, prefix: str) -> list[str]:
+        """Remove and return every key that starts with ``prefix``, in sorted order.
+
+        The keys form one contiguous run, so they leave as slices of the
+        sublists: no binary search and no list shift per key, unlike
+        ``discard`` in a loop.
+        """
         upper = prefix_successor(prefix)
         found: list[str] = []
+        lists = self._lists
         maxes = self._maxes
         pos = bisect_left(maxes, prefix)
         while pos < len(maxes):
-            sub = self._lists[pos]
+            sub = lists[pos]
             start = bisect_left(sub, prefix) if sub[0] < prefix else 0
-            if upper is None or maxes[pos] < upper:
-                found.extend(sub[start:])
+            if upper is not None and upper <= maxes[pos]:
+                stop = bisect_left(sub, upper)  # the run ends in this sublist
+                run_continues = False
+            else:
+                stop = len(sub)
+                run_continues = True
+            found.extend(sub[start:stop])
+            del sub[start:stop]
+            if not sub:
+                del lists[pos]
+                del maxes[pos]
+            else:
+                maxes[pos] = sub[-1]
                 pos += 1
-                continue
-            found.extend(sub[start : bisect_left(sub, upper)])
-            break
+            if not run_continues:
+                break
+        self._len -= len(found)
         return found
 
     def retain(self, keep: Container[str]) -> None:

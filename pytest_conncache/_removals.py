@@ -54,8 +54,14 @@ class RemovalLog:
             log.popitem(last=False)
 
     def record_many(self, removed: Iterable[tuple[str, Removal]]) -> None:
+        # record() inlined, trimming once at the end: the same result (the
+        # most recent keys win) without a method call and a trim per key.
+        log = self._log
         for key, removal in removed:
-            self.record(key, removal)
+            log[key] = removal
+            log.move_to_end(key)
+        while len(log) > self._limit:
+            log.popitem(last=False)
 
     def snapshot(self) -> dict[str, Removal]:
         return dict(self._log)
