@@ -591,8 +591,18 @@ def _attempts(owner: RedisCache, key: str, token: bytes) -> Iterator[tuple[bool 
     deadline = time.monotonic() + owner._backend.lock_timeout
     while True:
         state = owner._try_lock(name, token)
-        if state is not False:
-            yield state, _NOTHING
+        if state:
+            # The previous holder may have stored its value and released the
+            # lock since this process missed: look once more before computing.
+            found = owner._peek_live(key)
+            if found is not _NOTHING:
+                owner._release(key, token)
+                yield None, found
+            else:
+                yield True, _NOTHING
+            return
+        if state is None:
+            yield None, _NOTHING
             return
         found = owner._peek_live(key)
         if found is not _NOTHING or time.monotonic() >= deadline:
