@@ -422,3 +422,17 @@ def test_every_public_method_is_served_by_the_backend() -> None:
         if not name.startswith("_") and name not in on_type | backend_independent
     }
     assert public <= set(METHODS)
+
+
+def test_importing_the_package_does_not_import_redis() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pytest_conncache\n"
+        "assert 'redis' not in sys.modules, 'redis imported'\n"
+        "pytest_conncache.RedisBackend\n"
+        "assert 'redis' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
