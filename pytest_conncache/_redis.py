@@ -1,13 +1,17 @@
 """RedisBackend: where a ConnectionCache keeps its entries when they must be shared.
 
-Every entry lives at ``{namespace}:{key}``; every bulk operation walks only
-that namespace with ``SCAN MATCH`` (never ``KEYS``) and deletes with
-``UNLINK`` in batches. Cross-process locks of ``get_or_set`` live at
-``{namespace}#lock:{key}``, outside the cache's key space.
+Every entry lives at ``{namespace}:{key}``. Walks of the namespace
+(``keys``, ``size``, ``invalidate_pattern``, ``clear``) use ``SCAN MATCH`` in
+batches (never ``KEYS``) and delete in batches; ``invalidate_prefix`` reads
+the namespace's sorted key index instead (see ``_redis_scripts``). The index
+(``{namespace}#index``) and the cross-process locks
+of ``get_or_set`` (``{namespace}#lock:{key}``) live outside the key space:
+a namespace cannot contain ``#``.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
@@ -18,7 +22,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import _validate
+from . import _redis_scripts, _validate
+from ._keyindex import prefix_successor
 from ._serializers import JSON, Serializer
 from ._validate import Seconds
 
@@ -28,31 +33,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pytest_conncache.redis")
 
+
 #: What counts as "Redis is unreachable": these fail open where configured.
 FAULTS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
-
-# Lua: delete KEYS[1] only while it still holds ARGV[1] (an expired entry
-# another process may have replaced, or a lock token only its owner frees).
-_DELETE_IF_EQUAL = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-# Lua: the batch form; returns the 1-based positions of the keys deleted.
-_DELETE_EACH_IF_EQUAL = """
-local deleted = {}
-for i, key in ipairs(KEYS) do
-    if redis.call('GET', key) == ARGV[i] then
-        redis.call('UNLINK', key)
-        deleted[#deleted + 1] = i
-    end
-end
-return deleted
-"""
 
 
 def glob_escape(text: str) -> str:
@@ -124,6 +109,7 @@ class RedisBackend:
         self.scan_batch = scan_batch
         self.prefix = self.namespace + ":"
         self.lock_prefix = self.namespace + "#lock:"
+        self.index_key = self.namespace + "#index"
         self._options: dict[str, Any] = {
             "serializer": serializer,
             "cross_process_lock": cross_process_lock,
@@ -133,8 +119,12 @@ class RedisBackend:
             "fail_open_invalidations": fail_open_invalidations,
             "scan_batch": scan_batch,
         }
-        self._delete_if_equal = client.register_script(_DELETE_IF_EQUAL)
-        self._delete_each_if_equal = client.register_script(_DELETE_EACH_IF_EQUAL)
+        self._stores = itertools.count(1)
+        self._prune_from = "-"
+        self._remove = client.register_script(_redis_scripts.REMOVE)
+        self._remove_if_equal = client.register_script(_redis_scripts.REMOVE_IF_EQUAL)
+        self._remove_range = client.register_script(_redis_scripts.REMOVE_RANGE)
+        self._release = client.register_script(_redis_scripts.RELEASE)
         self._outage_lock = threading.Lock()
         self.in_outage = False
 
@@ -198,33 +188,105 @@ class RedisBackend:
         for page in self.scan(glob):
             yield [(name, name.decode()[skip:]) for name in page]
 
-    def unlink(self, names: list[bytes]) -> int:
-        """UNLINK ``names`` in one round trip; how many existed."""
-        return int(self.client.unlink(*names)) if names else 0
-
     def drop_namespace(self) -> int:
-        """Delete every key of this namespace, locks included; how many.
+        """Delete every key of this namespace, its index and locks included; how many.
 
         Counts nothing in any cache's stats: made for throwing away a per-test
         namespace. Raises on a Redis fault.
         """
         removed = 0
-        for glob in (glob_escape(self.prefix) + "*", glob_escape(self.lock_prefix) + "*"):
+        for glob in (glob_escape(self.prefix) + "*", glob_escape(self.namespace + "#") + "*"):
             for page in self.scan(glob):
-                removed += self.unlink(page)
+                removed += int(self.client.unlink(*page))
         return removed
 
-    # -- scripts -----------------------------------------------------------
+    # -- writes and removals (Lua: entries and index change together) -------
 
-    def delete_if_equal(self, name: str, value: bytes) -> bool:
-        return bool(self._delete_if_equal(keys=[name], args=[value]))
+    def store(self, key: str, blob: bytes, px: int | None) -> None:
+        """Write one entry and index it: one pipelined round trip (see ``_redis_scripts``)."""
+        commands = self.store_commands(key, blob, px)
+        if next(self._stores) % _redis_scripts.PRUNE_EVERY:
+            self._pipelined(commands)
+            return
+        commands.append(
+            (
+                "EVAL",
+                _redis_scripts.PRUNE,
+                1,
+                self.index_key,
+                self.prefix,
+                self._prune_from,
+                _redis_scripts.PRUNE_BATCH,
+            )
+        )
+        next_from = self._pipelined(commands)[-1]
+        self._prune_from = next_from.decode() if next_from else "-"
 
-    def delete_each_if_equal(self, names: list[bytes], values: list[bytes]) -> list[int]:
-        """Delete each key still holding its value; the 0-based positions deleted."""
+    def store_commands(self, key: str, blob: bytes, px: int | None) -> list[tuple[Any, ...]]:
+        """The commands that write one entry and index it."""
+        name = self.prefix + key
+        write = ("SET", name, blob) if px is None else ("SET", name, blob, "PX", px)
+        return [write, ("ZADD", self.index_key, 0, key)]
+
+    def _pipelined(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send ``commands`` in one round trip on one pooled connection.
+
+        Lighter than ``redis.Pipeline`` (this runs on every ``set``). A pooled
+        connection can be dead after a server restart: a connection fault is
+        retried once on a fresh connection, then raised.
+        """
+        pool = self.client.connection_pool
+        for attempt in (1, 2):
+            conn = pool.get_connection()
+            try:
+                conn.send_packed_command(conn.pack_commands(commands))
+                return [conn.read_response() for _ in commands]
+            except FAULTS:
+                conn.disconnect()
+                if attempt == 2:
+                    raise
+            except BaseException:
+                conn.disconnect()
+                raise
+            finally:
+                pool.release(conn)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def remove(self, names: list[bytes]) -> list[int]:
+        """Delete these entries in one round trip; the 0-based positions that existed."""
         if not names:
             return []
-        deleted = self._delete_each_if_equal(keys=names, args=values)
-        return [int(i) - 1 for i in deleted]
+        removed = self._remove(keys=[self.index_key, *names], args=[len(self.prefix)])
+        return [int(i) - 1 for i in removed]
+
+    def remove_if_equal(self, names: list[bytes], values: list[bytes]) -> list[int]:
+        """Delete each entry still holding its value; the 0-based positions deleted."""
+        if not names:
+            return []
+        removed = self._remove_if_equal(
+            keys=[self.index_key, *names], args=[len(self.prefix), *values]
+        )
+        return [int(i) - 1 for i in removed]
+
+    def remove_prefix(self, key_prefix: str) -> Iterator[list[str]]:
+        """Delete the entries whose key starts with ``key_prefix``, a batch per round trip.
+
+        Yields the keys each batch removed. The range comes from the index, so
+        the cost follows the keys removed, not the size of the namespace.
+        """
+        upper = prefix_successor(key_prefix)
+        low = "[" + key_prefix if key_prefix else "-"
+        high = "+" if upper is None else "(" + upper
+        while True:
+            looked, *removed = self._remove_range(
+                keys=[self.index_key], args=[self.prefix, low, high, self.scan_batch]
+            )
+            yield [member.decode() for member in removed]
+            if int(looked) < self.scan_batch:
+                return
+
+    def release_lock(self, key: str, token: bytes) -> bool:
+        return bool(self._release(keys=[self.lock_prefix + key], args=[token]))
 
     # -- outages -----------------------------------------------------------
 

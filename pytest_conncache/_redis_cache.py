@@ -185,7 +185,7 @@ class RedisCache:
     def _expire(self, key: str, raw: bytes, expires_at: float, ttl: float) -> None:
         """Remove an expired entry unless another writer replaced it; count it if removed."""
         try:
-            removed = self._backend.delete_if_equal(self._prefix + key, raw)
+            removed = self._backend.remove_if_equal([(self._prefix + key).encode()], [raw])
         except FAULTS as error:
             self._fault(error, "get", self._backend.fail_open_reads)
             return
@@ -263,12 +263,8 @@ class RedisCache:
         """Write one entry; False if a fault was served open."""
         blob = encode(self._dumps(key, value), self._clock.read() + seconds, seconds)
         px = server_px(seconds)
-        name = self._prefix + key
         try:
-            if px is None:
-                self._client.execute_command("SET", name, blob)
-            else:
-                self._client.execute_command("SET", name, blob, "PX", px)
+            self._backend.store(key, blob, px)
         except FAULTS as error:
             self._fault(error, "set", self._backend.fail_open_reads)
             return False
@@ -291,7 +287,7 @@ class RedisCache:
         _validate.key(key)
         self._mark_stale(key.__eq__)
         try:
-            removed = self._backend.unlink([(self._prefix + key).encode()])
+            removed = self._backend.remove([(self._prefix + key).encode()])
         except FAULTS as error:
             self._fault(error, "invalidate", self._backend.fail_open_invalidations)
             return False
@@ -314,7 +310,15 @@ class RedisCache:
     def invalidate_prefix(self, prefix: str) -> int:
         _validate.key(prefix, "prefix")
         self._mark_stale(lambda key: key.startswith(prefix))
-        return self._remove(self._backend.scan_entries(prefix), "invalidate_prefix")
+        total = 0
+        try:
+            for removed in self._backend.remove_prefix(prefix):
+                if removed:
+                    total += len(removed)
+                    self._count_invalidations(removed, "invalidate_prefix")
+        except FAULTS as error:
+            self._fault(error, "invalidate_prefix", self._backend.fail_open_invalidations)
+        return total
 
     def clear(self) -> None:
         self._mark_stale(lambda key: True)
@@ -324,7 +328,7 @@ class RedisCache:
         """Empty the namespace without counting or notifying (for test isolation)."""
         self._mark_stale(lambda key: True)
         for page in self._backend.scan_entries():
-            self._backend.unlink([name for name, _ in page])
+            self._backend.remove([name for name, _ in page])
 
     def _remove(self, pages: Iterable[list[tuple[bytes, str]]], how: str) -> int:
         """UNLINK each page of (redis key, cache key) in one round trip; count what left."""
@@ -336,12 +340,10 @@ class RedisCache:
                 if not batch:
                     continue
                 seen.update(name for name, _ in batch)
-                removed = self._backend.unlink([name for name, _ in batch])
+                removed = self._backend.remove([name for name, _ in batch])
                 if removed:
-                    total += removed
-                    # UNLINK only says how many: when another client deleted
-                    # some of the batch meanwhile, the log may name a few extra.
-                    self._count_invalidations([key for _, key in batch][:removed], how)
+                    total += len(removed)
+                    self._count_invalidations([batch[i][1] for i in removed], how)
         except FAULTS as error:
             self._fault(error, how, self._backend.fail_open_invalidations)
         return total
@@ -377,9 +379,7 @@ class RedisCache:
                 _, expires_at, ttl = decode(raw)
                 if now >= expires_at:
                     doomed.append((name, raw, key, expires_at, ttl))
-            deleted = self._backend.delete_each_if_equal(
-                [d[0] for d in doomed], [d[1] for d in doomed]
-            )
+            deleted = self._backend.remove_if_equal([d[0] for d in doomed], [d[1] for d in doomed])
             if deleted:
                 self._count_expirations([doomed[i][2:] for i in deleted])
                 purged += len(deleted)
@@ -508,7 +508,7 @@ class RedisCache:
 
     def _release(self, key: str, token: bytes) -> None:
         try:
-            self._backend.delete_if_equal(self._backend.lock_prefix + key, token)
+            self._backend.release_lock(key, token)
         except FAULTS as error:
             # The lock expires by itself after lock_timeout.
             self._fault(error, "get_or_set", True)

@@ -143,19 +143,39 @@ def test_a_second_outage_warns_again(
     assert len(_unreachable_warnings(caplog)) == 2
 
 
+def _time_out(*args: Any, **kwargs: Any) -> Any:
+    raise redis.TimeoutError("Timeout reading from socket")
+
+
+class _TimingOutConnection:
+    send_packed_command = read_response = _time_out
+
+    def pack_commands(self, commands: Any) -> list[bytes]:
+        return []
+
+    def disconnect(self) -> None:
+        pass
+
+
+class _TimingOutPool:
+    connection_kwargs: dict[str, Any] = {}
+
+    def get_connection(self) -> _TimingOutConnection:
+        return _TimingOutConnection()
+
+    def release(self, connection: _TimingOutConnection) -> None:
+        pass
+
+
 class _TimingOutClient:
     """Just enough of a redis.Redis to build a backend whose every command times out."""
 
-    class connection_pool:  # noqa: N801 - mirrors the attribute redis.Redis has
-        connection_kwargs: dict[str, Any] = {}
+    connection_pool = _TimingOutPool()
 
     def register_script(self, script: str) -> Any:
-        return self._timeout
+        return _time_out
 
-    def _timeout(self, *args: Any, **kwargs: Any) -> Any:
-        raise redis.TimeoutError("Timeout reading from socket")
-
-    get = execute_command = set = unlink = _timeout
+    get = set = unlink = staticmethod(_time_out)
 
 
 def test_a_timeout_is_a_fault_like_a_refused_connection(clock: FakeClock) -> None:
