@@ -227,7 +227,7 @@ class RedisCache:
         return bool(self._client.exists(self._prefix + _validate.key(key)))
 
     def size(self) -> int:
-        return sum(len(set(page)) for page in self._backend.scan_entries())
+        return len({name for page in self._backend.scan_entries() for name, _ in page})
 
     def keys(self) -> list[str]:
         """The stored keys, sorted (Redis has no storage order)."""
