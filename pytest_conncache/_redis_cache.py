@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-import secrets
-import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import _validate
@@ -25,6 +23,8 @@ from ._envelope import decode, encode, server_px
 from ._flight import Flight
 from ._hooks import observers
 from ._redis import FAULTS, RedisBackend
+from ._redis_lock import NOTHING as _NOTHING
+from ._redis_lock import AsyncCrossProcessLock, CrossProcessLock
 from ._removals import REMOVAL_MEMORY, Removal
 from ._stats import CacheStats
 from ._validate import Seconds
@@ -477,11 +477,11 @@ class RedisCache:
 
     # -- the cross-process lock ------------------------------------------------
 
-    def _cross_process_lock(self, key: str) -> _CrossProcessLock:
-        return _CrossProcessLock(self, key)
+    def _cross_process_lock(self, key: str) -> CrossProcessLock:
+        return CrossProcessLock(self, key)
 
-    def _async_cross_process_lock(self, key: str) -> _AsyncCrossProcessLock:
-        return _AsyncCrossProcessLock(self, key)
+    def _async_cross_process_lock(self, key: str) -> AsyncCrossProcessLock:
+        return AsyncCrossProcessLock(self, key)
 
     def _try_lock(self, name: str, token: bytes) -> bool | None:
         """True: ours. False: another process holds it. None: Redis is unreachable."""
@@ -512,100 +512,3 @@ class RedisCache:
         except FAULTS as error:
             # The lock expires by itself after lock_timeout.
             self._fault(error, "get_or_set", True)
-
-
-class _Nothing:
-    def __repr__(self) -> str:
-        return "<nothing>"
-
-
-_NOTHING: Any = _Nothing()
-
-
-class _CrossProcessLock:
-    """``with`` block around a leader's factory call.
-
-    Enters with _NOTHING when this process should compute (it holds the lock,
-    the lock is off, Redis is unreachable, or waiting timed out), or with the
-    value another process stored while this one waited.
-    """
-
-    def __init__(self, owner: RedisCache, key: str) -> None:
-        self.owner = owner
-        self.key = key
-        self.token: bytes | None = None
-
-    def __enter__(self) -> Any:
-        owner = self.owner
-        if not owner._backend.cross_process_lock:
-            return _NOTHING
-        token = secrets.token_bytes(16)
-        for state, found in _attempts(owner, self.key, token):
-            if state is False:
-                time.sleep(owner._backend.lock_poll)
-                continue
-            if state:
-                self.token = token
-            return found
-        return _NOTHING  # pragma: no cover - _attempts always ends with a decision
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.token is not None:
-            self.owner._release(self.key, self.token)
-
-
-class _AsyncCrossProcessLock:
-    """``async with`` twin of _CrossProcessLock: waits with ``asyncio.sleep``."""
-
-    def __init__(self, owner: RedisCache, key: str) -> None:
-        self.owner = owner
-        self.key = key
-        self.token: bytes | None = None
-
-    async def __aenter__(self) -> Any:
-        owner = self.owner
-        if not owner._backend.cross_process_lock:
-            return _NOTHING
-        token = secrets.token_bytes(16)
-        for state, found in _attempts(owner, self.key, token):
-            if state is False:
-                await asyncio.sleep(owner._backend.lock_poll)
-                continue
-            if state:
-                self.token = token
-            return found
-        return _NOTHING  # pragma: no cover
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self.token is not None:
-            self.owner._release(self.key, self.token)
-
-
-def _attempts(owner: RedisCache, key: str, token: bytes) -> Iterator[tuple[bool | None, Any]]:
-    """Lock attempts until ours, unreachable, another's value, or the timeout.
-
-    Yields (True, _NOTHING) once the lock is ours, (None, value or _NOTHING)
-    when this process should stop waiting, (False, _NOTHING) to sleep and retry.
-    """
-    name = owner._backend.lock_prefix + key
-    deadline = time.monotonic() + owner._backend.lock_timeout
-    while True:
-        state = owner._try_lock(name, token)
-        if state:
-            # The previous holder may have stored its value and released the
-            # lock since this process missed: look once more before computing.
-            found = owner._peek_live(key)
-            if found is not _NOTHING:
-                owner._release(key, token)
-                yield None, found
-            else:
-                yield True, _NOTHING
-            return
-        if state is None:
-            yield None, _NOTHING
-            return
-        found = owner._peek_live(key)
-        if found is not _NOTHING or time.monotonic() >= deadline:
-            yield None, found
-            return
-        yield False, _NOTHING
