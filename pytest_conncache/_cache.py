@@ -10,7 +10,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from itertools import islice
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from . import _validate
 from ._clock import Clock, DefaultClock, FixedClock, default_clock
@@ -21,6 +21,9 @@ from ._registry import track
 from ._removals import REMOVAL_MEMORY, Removal, RemovalLog
 from ._stats import CacheStats
 from ._validate import Seconds
+
+if TYPE_CHECKING:
+    from ._backend import Backend, BoundBackend
 
 V = TypeVar("V")
 D = TypeVar("D")
@@ -92,6 +95,7 @@ class ConnectionCache(Generic[V]):
         ] = {}
         self._hits = self._misses = self._sets = 0
         self._invalidations = self._expirations = self._evictions = 0
+        self._backend: BoundBackend | None = None  # see use_backend
         track(self)
 
     # -- introspection -----------------------------------------------------
@@ -107,6 +111,8 @@ class ConnectionCache(Generic[V]):
     @property
     def clock(self) -> Clock:
         """The callable this cache reads its time from."""
+        if self._backend is not None:
+            return self._backend.clock()
         return self._clock.read if isinstance(self._clock, FixedClock) else default_clock
 
     def now(self) -> float:
@@ -114,6 +120,8 @@ class ConnectionCache(Generic[V]):
         return self._clock.read()
 
     def __repr__(self) -> str:
+        if self._backend is not None:
+            return self._backend.describe()
         return (
             f"<ConnectionCache entries={len(self._data)} default_ttl={self._default_ttl!r}"
             f" max_entries={self._max_entries!r}>"
@@ -156,6 +164,8 @@ class ConnectionCache(Generic[V]):
 
     def __contains__(self, key: object) -> bool:
         """Live check: stored and not expired. Peeks: no counter, no recency."""
+        if self._backend is not None:
+            return self._backend.contains(key)
         with self._lock:
             entry = self._data.get(_validate.key(key))
             return entry is not None and self._clock.read() < entry.expires_at
@@ -170,6 +180,8 @@ class ConnectionCache(Generic[V]):
         return len(self._data)
 
     def __len__(self) -> int:
+        if self._backend is not None:
+            return self._backend.size()
         return len(self._data)
 
     def keys(self) -> list[str]:
@@ -188,6 +200,8 @@ class ConnectionCache(Generic[V]):
 
     @property
     def stats(self) -> CacheStats:
+        if self._backend is not None:
+            return self._backend.stats()
         with self._lock:
             return CacheStats(
                 hits=self._hits,
@@ -204,6 +218,59 @@ class ConnectionCache(Generic[V]):
             self._hits = self._misses = self._sets = 0
             self._invalidations = self._expirations = self._evictions = 0
             self._removed.clear()
+
+    # -- storage backend ---------------------------------------------------
+    # A backend installs its own methods on this instance (see _backend.py),
+    # so the in-memory methods pay nothing for it; only the properties and
+    # dunder methods, which Python looks up on the type, check _backend.
+
+    @property
+    def backend(self) -> Backend | None:
+        """The storage backend (e.g. a ``RedisBackend``), or None in memory."""
+        return None if self._backend is None else self._backend.backend
+
+    def use_backend(self, backend: Backend | None) -> None:
+        """Keep this cache's entries in ``backend`` from now on; None: in memory again.
+
+        The one call production code makes at start-up to move the singleton,
+        and with it every call site, to Redis::
+
+            connection_cache.use_backend(RedisBackend.from_url(url, namespace="myapp"))
+
+        Entries held in memory are dropped on every switch (uncounted), so
+        none resurfaces later; counters carry on.
+        """
+        with self._lock:
+            bound = None if backend is None else backend.bind(self)
+            if self._backend is not None:
+                for name in self._backend.methods():
+                    vars(self).pop(name, None)
+            if self._flights or self._async_flights:
+                self._mark_stale(lambda key: True)
+            self._drop_all()
+            self._backend = bound
+            if bound is not None:
+                vars(self).update(bound.methods())
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        namespace: str,
+        default_ttl: Seconds = DEFAULT_TTL,
+        clock: Clock | None = None,
+        **options: Any,
+    ) -> ConnectionCache[Any]:
+        """A cache on the Redis server at ``url``, keys under ``{namespace}:``.
+
+        ``options`` go to ``RedisBackend.from_url``. Needs the ``redis`` extra.
+        """
+        from ._redis import RedisBackend
+
+        cache: ConnectionCache[Any] = cls(default_ttl, clock=clock)
+        cache.use_backend(RedisBackend.from_url(url, namespace=namespace, **options))
+        return cache
 
     # -- writes ------------------------------------------------------------
 

@@ -1,0 +1,442 @@
+"""The SPEC's ConnectionCache behaviours, on a real Redis server."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import redis
+
+from pytest_conncache import (
+    ConnectionCache,
+    RedisBackend,
+    assert_cached,
+    assert_invalidated,
+    assert_not_cached,
+    hookimpl,
+    observers,
+)
+from tests.redis.fakes import FakeClock
+from tests.redis_server import RedisServer
+
+Cache = ConnectionCache[Any]
+
+
+def test_set_then_get_returns_the_value(cache: Cache) -> None:
+    cache.set("user-connections:t1", [{"id": 1, "name": "db"}])
+    assert cache.get("user-connections:t1") == [{"id": 1, "name": "db"}]
+
+
+def test_get_of_a_missing_key_returns_the_default(cache: Cache) -> None:
+    assert cache.get("nope") is None
+    assert cache.get("nope", "fallback") == "fallback"
+
+
+def test_a_cached_none_is_returned_as_none(cache: Cache) -> None:
+    cache.set("k", None)
+    assert cache.get("k", "fallback") is None
+
+
+def test_keys_live_under_the_namespace(cache: Cache, backend: RedisBackend) -> None:
+    cache.set("connection:7", 1)
+    assert backend.client.exists(f"{backend.namespace}:connection:7") == 1
+
+
+def test_an_entry_is_live_until_set_time_plus_ttl(cache: Cache, clock: FakeClock) -> None:
+    cache.set("k", "v", ttl=5)
+    clock.advance(4.999)
+    assert cache.get("k") == "v"
+    clock.advance(0.001)
+    assert cache.get("k") is None
+
+
+def test_ttl_accepts_a_timedelta(cache: Cache, clock: FakeClock) -> None:
+    cache.set("k", "v", ttl=timedelta(minutes=2))
+    assert cache.ttl_remaining("k") == 120.0
+
+
+def test_set_replaces_and_restarts_the_ttl(cache: Cache, clock: FakeClock) -> None:
+    cache.set("k", 1, ttl=5)
+    clock.advance(4)
+    cache.set("k", 2, ttl=5)
+    clock.advance(4)
+    assert cache.get("k") == 2
+
+
+def test_an_infinite_ttl_never_expires_and_sets_no_server_expiry(
+    cache: Cache, clock: FakeClock, backend: RedisBackend
+) -> None:
+    cache.set("k", "v", ttl=math.inf)
+    clock.advance(1e12)
+    assert cache.get("k") == "v"
+    assert cache.ttl_remaining("k") == math.inf
+    assert backend.client.pttl(f"{backend.namespace}:k") == -1
+
+
+def test_the_server_expiry_follows_the_ttl_rounded_up(cache: Cache, backend: RedisBackend) -> None:
+    from pytest_conncache._envelope import server_px
+
+    assert server_px(1.0001) == 1001
+    assert server_px(0.0000001) == 1
+    cache.set("k", "v", ttl=1.0001)
+    pttl = backend.client.pttl(f"{backend.namespace}:k")
+    assert 900 < pttl <= 1001
+
+
+def test_an_expired_entry_is_removed_on_read_and_counted(cache: Cache, clock: FakeClock) -> None:
+    cache.set("k", "v", ttl=1)
+    clock.advance(1)
+    assert cache.has("k")
+    assert cache.get("k") is None
+    assert not cache.has("k")
+    stats = cache.stats
+    assert (stats.misses, stats.expirations) == (1, 1)
+
+
+def test_has_sees_stored_entries_regardless_of_expiry_and_in_sees_live_ones(
+    cache: Cache, clock: FakeClock
+) -> None:
+    cache.set("k", "v", ttl=1)
+    clock.advance(2)
+    assert cache.has("k")
+    assert "k" not in cache
+    cache.set("k2", "v")
+    assert "k2" in cache
+
+
+def test_size_and_keys_count_stored_entries_expired_included(
+    cache: Cache, clock: FakeClock
+) -> None:
+    cache.set("b", 1, ttl=1)
+    cache.set("a", 2)
+    clock.advance(5)
+    assert cache.size() == len(cache) == 2
+    assert cache.keys() == ["a", "b"]
+
+
+def test_ttl_remaining(cache: Cache, clock: FakeClock) -> None:
+    cache.set("k", "v", ttl=10)
+    clock.advance(3)
+    assert cache.ttl_remaining("k") == 7
+    assert cache.ttl_remaining("missing") is None
+    clock.advance(7)
+    assert cache.ttl_remaining("k") is None
+
+
+def test_peeks_change_no_counter(cache: Cache) -> None:
+    cache.set("k", 1)
+    cache.has("k")
+    _ = "k" in cache
+    cache.keys()
+    cache.size()
+    cache.ttl_remaining("k")
+    assert_cached("k", cache=cache)
+    assert cache.stats.lookups == 0
+
+
+def test_invalidate_removes_one_key(cache: Cache) -> None:
+    cache.set("k", 1)
+    assert cache.invalidate("k") is True
+    assert cache.invalidate("k") is False
+    assert cache.get("k") is None
+    assert cache.stats.invalidations == 1
+
+
+def test_invalidate_pattern_uses_search_semantics(cache: Cache) -> None:
+    for key in ("user-record:t1:1", "user-record:t1:2", "user-record:t2:1", "connection:1"):
+        cache.set(key, key)
+    assert cache.invalidate_pattern("t1") == 2
+    assert cache.keys() == ["connection:1", "user-record:t2:1"]
+    assert cache.invalidate_pattern(re.compile(r":1$")) == 2
+    assert cache.keys() == []
+    assert cache.stats.invalidations == 4
+
+
+def test_invalidate_pattern_walks_the_namespace_in_batches(
+    redis_server: RedisServer, namespace: str, clock: FakeClock
+) -> None:
+    backend = RedisBackend.from_url(redis_server.url, namespace=namespace, scan_batch=7)
+    cache: Cache = ConnectionCache(clock=clock)
+    cache.use_backend(backend)
+    try:
+        for i in range(100):
+            cache.set(f"k:{i}", i)
+        assert cache.invalidate_pattern(r"^k:\d*[05]$") == 20
+        assert cache.size() == 80
+    finally:
+        backend.drop_namespace()
+        backend.client.close()
+
+
+def test_a_bad_pattern_raises_and_removes_nothing(cache: Cache) -> None:
+    cache.set("k", 1)
+    with pytest.raises(re.error, match="pattern"):
+        cache.invalidate_pattern("(")
+    assert cache.keys() == ["k"]
+
+
+def test_invalidate_prefix_removes_keys_with_the_literal_prefix(cache: Cache) -> None:
+    for key in ("user-record:t1:1", "user-record:t1:2", "user-record:t10:1", "x:user-record:t1"):
+        cache.set(key, 1)
+    assert cache.invalidate_prefix("user-record:t1:") == 2
+    assert cache.keys() == ["user-record:t10:1", "x:user-record:t1"]
+
+
+def test_invalidate_prefix_treats_glob_characters_literally(cache: Cache) -> None:
+    for key in ("a*", "a*b", "ab", "a?", "a[b]c", "ab]c", "a\\x", "ax"):
+        cache.set(key, 1)
+    assert cache.invalidate_prefix("a*") == 2
+    assert cache.invalidate_prefix("a?") == 1
+    assert cache.invalidate_prefix("a[b]") == 1
+    assert cache.invalidate_prefix("a\\") == 1
+    assert cache.keys() == ["ab", "ab]c", "ax"]
+
+
+def test_clear_removes_everything_in_the_namespace(cache: Cache) -> None:
+    cache.set("a", 1)
+    cache.set("b", 2)
+    cache.clear()
+    assert cache.size() == 0
+    assert cache.stats.invalidations == 2
+
+
+def test_other_data_in_the_database_survives(cache: Cache, backend: RedisBackend) -> None:
+    client = backend.client
+    client.set("unrelated", b"1")
+    client.set(f"{backend.namespace}-other:k", b"1")
+    client.set(f"other:{backend.namespace}:k", b"1")
+    cache.set("k", 1)
+    cache.set("k2", 2)
+    assert cache.keys() == ["k", "k2"]
+    assert cache.size() == 2
+    assert cache.invalidate_pattern(".") == 2
+    cache.set("k", 1)
+    assert cache.invalidate_prefix("") == 1
+    cache.set("k", 1)
+    cache.clear()
+    backend.drop_namespace()
+    assert (
+        client.exists("unrelated", f"{backend.namespace}-other:k", f"other:{backend.namespace}:k")
+        == 3
+    )
+    client.delete("unrelated", f"{backend.namespace}-other:k", f"other:{backend.namespace}:k")
+
+
+def test_two_namespaces_do_not_see_each_other(
+    redis_server: RedisServer, cache: Cache, clock: FakeClock, backend: RedisBackend
+) -> None:
+    other: Cache = ConnectionCache(clock=clock)
+    other.use_backend(backend.with_namespace(backend.namespace + "-b"))
+    try:
+        other.set("k", "other")
+        cache.set("k", "mine")
+        cache.clear()
+        assert other.get("k") == "other"
+    finally:
+        assert other.backend is not None
+        other.backend.drop_namespace()  # type: ignore[attr-defined]
+
+
+def test_purge_expired_removes_only_expired_entries(cache: Cache, clock: FakeClock) -> None:
+    cache.set("old", 1, ttl=1)
+    cache.set("new", 2, ttl=100)
+    clock.advance(5)
+    assert cache.purge_expired() == 1
+    assert cache.keys() == ["new"]
+    assert cache.stats.expirations == 1
+
+
+def test_stats_count_as_in_memory_and_reset(cache: Cache) -> None:
+    cache.set("k", 1)
+    cache.get("k")
+    cache.get("k")
+    cache.get("missing")
+    stats = cache.stats
+    assert (stats.hits, stats.misses, stats.sets, stats.errors) == (2, 1, 1, 0)
+    assert stats.hit_ratio == pytest.approx(2 / 3)
+    cache.reset_stats()
+    assert cache.stats.lookups == 0
+
+
+def test_observers_see_every_event(cache: Cache, clock: FakeClock) -> None:
+    events: list[tuple[str, str]] = []
+
+    class Recorder:
+        @hookimpl
+        def conncache_hit(self, key: str) -> None:
+            events.append(("hit", key))
+
+        @hookimpl
+        def conncache_miss(self, key: str) -> None:
+            events.append(("miss", key))
+
+        @hookimpl
+        def conncache_set(self, key: str) -> None:
+            events.append(("set", key))
+
+        @hookimpl
+        def conncache_invalidation(self, key: str, how: str) -> None:
+            events.append((how, key))
+
+        @hookimpl
+        def conncache_expiration(self, key: str) -> None:
+            events.append(("expired", key))
+
+    recorder = Recorder()
+    observers.register(recorder)
+    try:
+        cache.set("a", 1, ttl=1)
+        cache.get("a")
+        clock.advance(1)
+        cache.get("a")
+        cache.set("b", 1)
+        cache.invalidate_prefix("b")
+    finally:
+        observers.unregister(recorder)
+    assert events == [
+        ("set", "a"),
+        ("hit", "a"),
+        ("expired", "a"),
+        ("miss", "a"),
+        ("set", "b"),
+        ("invalidate_prefix", "b"),
+    ]
+
+
+def test_the_assertion_helpers_work_on_redis(cache: Cache, clock: FakeClock) -> None:
+    cache.set("user-record:t1:1", {"a": 1})
+    assert_cached("user-record:t1:1", {"a": 1}, cache=cache)
+    with pytest.raises(AssertionError, match="similar keys"):
+        assert_cached("user-record:t1-1", cache=cache)
+    cache.invalidate_pattern("t1")
+    assert_invalidated("user-record:t1:1", cache=cache)
+    assert_not_cached("user-record:t1:1", cache=cache)
+    cache.set("e", 1, ttl=1)
+    clock.advance(2)
+    with pytest.raises(AssertionError, match="expired"):
+        assert_invalidated("e", cache=cache)
+
+
+def test_bad_arguments_raise_before_touching_redis(cache: Cache) -> None:
+    with pytest.raises(TypeError, match="key"):
+        cache.set(1, "v")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="ttl"):
+        cache.set("k", "v", ttl=0)
+    with pytest.raises(TypeError, match="key"):
+        cache.get(b"k")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="prefix"):
+        cache.invalidate_prefix(None)  # type: ignore[arg-type]
+    assert cache.keys() == []
+
+
+def test_max_entries_is_refused_on_redis(backend: RedisBackend) -> None:
+    with pytest.raises(ValueError, match="maxmemory"):
+        ConnectionCache(max_entries=10).use_backend(backend)
+
+
+def test_a_client_that_decodes_responses_is_refused(redis_server: RedisServer) -> None:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    with pytest.raises(ValueError, match="decode_responses"):
+        RedisBackend(client, namespace="x")
+    client.close()
+
+
+@pytest.mark.parametrize("namespace", ["", "a#b"])
+def test_a_bad_namespace_is_refused(redis_server: RedisServer, namespace: str) -> None:
+    with pytest.raises(ValueError, match="namespace"):
+        RedisBackend.from_url(redis_server.url, namespace=namespace)
+
+
+def test_from_url_builds_a_redis_backed_cache(redis_server: RedisServer, namespace: str) -> None:
+    cache: Cache = ConnectionCache.from_url(redis_server.url, namespace=namespace, default_ttl=60)
+    backend = cache.backend
+    assert isinstance(backend, RedisBackend)
+    try:
+        cache.set("k", 1)
+        assert cache.get("k") == 1
+        assert cache.ttl_remaining("k") == pytest.approx(60, abs=1)
+        assert "redis" in repr(cache)
+    finally:
+        backend.drop_namespace()
+        backend.client.close()
+
+
+def test_use_backend_switches_an_existing_cache_and_back(
+    backend: RedisBackend, clock: FakeClock
+) -> None:
+    cache: Cache = ConnectionCache(clock=clock)
+    cache.set("memory-only", 1)
+    cache.use_backend(backend)
+    assert cache.get("memory-only") is None
+    cache.set("k", "on redis")
+    assert backend.client.exists(f"{backend.namespace}:k")
+    cache.use_backend(None)
+    assert cache.backend is None
+    assert cache.get("k") is None
+    assert cache.get("memory-only") is None
+    cache.set("m", 1)
+    assert cache.keys() == ["m"]
+    assert not backend.client.exists(f"{backend.namespace}:m")
+
+
+def test_the_default_clock_on_redis_is_wall_time_and_time_machine_moves_it(
+    backend: RedisBackend,
+) -> None:
+    time_machine = pytest.importorskip("time_machine")
+    cache: Cache = ConnectionCache(10)
+    cache.use_backend(backend)
+    with time_machine.travel(1_000_000.0, tick=False) as traveller:
+        assert cache.now() == 1_000_000.0
+        cache.set("k", 1)
+        traveller.shift(9.5)
+        assert cache.get("k") == 1
+        traveller.shift(0.5)
+        assert cache.get("k") is None
+
+
+def test_the_wall_clock_holder_can_be_redirected(backend: RedisBackend) -> None:
+    from pytest_conncache._wallclock import default_wall_clock
+
+    cache: Cache = ConnectionCache(10)
+    cache.use_backend(backend)
+    fake = FakeClock(50.0)
+    default_wall_clock.redirect(fake)
+    try:
+        cache.set("k", 1)
+        fake.advance(10)
+        assert cache.get("k") is None
+    finally:
+        default_wall_clock.restore()
+    assert not default_wall_clock.redirected
+
+
+def test_every_public_method_is_served_by_the_backend() -> None:
+    # A method added to the core but not to the Redis view would silently
+    # run on the (empty) in-memory store: fail here instead.
+    from pytest_conncache._redis_cache import METHODS
+
+    on_type = {"stats", "clock", "backend", "default_ttl", "max_entries"}
+    backend_independent = {"use_backend", "from_url"}
+    public = {
+        name
+        for name in dir(ConnectionCache)
+        if not name.startswith("_") and name not in on_type | backend_independent
+    }
+    assert public <= set(METHODS)
+
+
+def test_importing_the_package_does_not_import_redis() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pytest_conncache\n"
+        "assert 'redis' not in sys.modules, 'redis imported'\n"
+        "pytest_conncache.RedisBackend\n"
+        "assert 'redis' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
