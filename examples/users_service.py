@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from pytest_conncache import ConnectionCache, connection_cache
 
@@ -41,8 +40,9 @@ def connection_key(connection_id: int) -> str:
     return f"connection:{connection_id}"
 
 
-@dataclass(frozen=True)
-class Connection:
+class Connection(TypedDict):
+    """Plain JSON-able data, so the same service runs on the Redis backend."""
+
     id: int
     name: str
     engine: str
@@ -55,8 +55,8 @@ class DatabaseConnectionsService:
         self.latency = latency
         self.calls: Counter[str] = Counter()
         self._connections = {
-            1: Connection(1, "orders", "postgres"),
-            2: Connection(2, "billing", "mysql"),
+            1: Connection(id=1, name="orders", engine="postgres"),
+            2: Connection(id=2, name="billing", engine="mysql"),
         }
         self._grants: dict[str, list[int]] = {}
         self._records: dict[tuple[str, int], dict[str, Any]] = {}

@@ -6,6 +6,7 @@ with ``-p no:conncache``. Everything pytest-specific in the package is here.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="write the per-test cache counts as JSON to PATH",
     )
+    group.addoption(
+        "--conncache-backend",
+        metavar="URL",
+        default=None,
+        help="run connection_cache and the singleton on Redis at URL "
+        "(redis://127.0.0.1:6379/0), in a fresh namespace per test",
+    )
+    parser.addini(
+        "conncache_backend",
+        default="",
+        help="like --conncache-backend: a redis:// URL for the singleton during tests",
+    )
     parser.addini(
         "conncache_isolate",
         type="bool",
@@ -87,10 +100,19 @@ class ConncacheSession:
         self.counter = TestCounter()
         if self.counting:
             observers.register(self.counter)
+        url = config.getoption("conncache_backend") or config.getini("conncache_backend")
+        self.redis = RedisNamespaces(str(url)) if url else None
 
     def pytest_unconfigure(self) -> None:
         if observers.is_registered(self.counter):
             observers.unregister(self.counter)
+        if self.redis is not None:
+            self.redis.close()
+
+    def pytest_report_header(self) -> str | None:
+        if self.redis is None:
+            return None
+        return f"conncache: connection_cache on {self.redis.url}, one namespace per test"
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -104,8 +126,20 @@ class ConncacheSession:
             if isolate and cache.backend is None:
                 cache._wipe()
             cache.reset_stats()
+        if self.redis is not None:
+            self.redis.enter(_singleton)
         if self.counting:
             self.counter.restart()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> Generator[None, None, None]:
+        yield
+        # After every fixture finalizer: the namespace goes unless the next
+        # test wants this one's data (isolation off).
+        if self.redis is not None and (nextitem is None or _isolation_wanted(nextitem)):
+            self.redis.leave()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -147,6 +181,44 @@ class ConncacheSession:
             terminalreporter.write_line(text)
         if self.json_path is not None:
             terminalreporter.write_line(f"conncache report written to {self.json_path}")
+
+
+class RedisNamespaces:
+    """--conncache-backend: the singleton on Redis, in a namespace of its own per test."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            from ._redis import RedisBackend
+        except ImportError as error:
+            raise pytest.UsageError(
+                f"--conncache-backend={url} needs redis-py: pip install 'pytest-conncache[redis]'"
+                f" ({error})"
+            ) from None
+        self.url = url
+        # Unique per process, so pytest-xdist workers never share a namespace.
+        self.run_id = f"conncache-test-{uuid.uuid4().hex[:12]}"
+        try:
+            self.base = RedisBackend.from_url(url, namespace=self.run_id)
+        except ValueError as error:
+            raise pytest.UsageError(f"--conncache-backend: bad URL {url!r}: {error}") from None
+        self.count = 0
+        self.current: Any = None
+
+    def enter(self, cache: ConnectionCache[Any]) -> None:
+        if self.current is None:
+            self.count += 1
+            self.current = self.base.with_namespace(f"{self.run_id}-{self.count}")
+            cache.use_backend(self.current)
+
+    def leave(self) -> None:
+        if self.current is not None:
+            self.current.drop_namespace()
+            self.current = None
+
+    def close(self) -> None:
+        self.leave()
+        _singleton.use_backend(None)
+        self.base.client.close()
 
 
 def _isolation_wanted(item: pytest.Item) -> bool:
@@ -216,9 +288,11 @@ def connection_cache_fixture(
 ) -> Generator[ConnectionCache[Any], None, None]:
     """The shared pytest_conncache.connection_cache, empty with zeroed stats, emptied after."""
     isolate = _isolation_wanted(request.node) if isinstance(request.node, pytest.Item) else True
-    if isolate:
+    # On Redis (--conncache-backend) each test has a fresh namespace already.
+    in_memory = _singleton.backend is None
+    if isolate and in_memory:
         _singleton._wipe()
     _singleton.reset_stats()
     yield _singleton
-    if isolate:
+    if isolate and in_memory:
         _singleton._wipe()
