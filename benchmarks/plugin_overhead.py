@@ -7,14 +7,19 @@ interleaved within each round, three runs of it in fresh subprocesses::
     pytest -q -p no:cacheprovider                          # plugin enabled
     pytest -q -p no:cacheprovider --conncache-report       # enabled, with the report
 
-The figure is the best wall time with the report over the best with the
-plugin disabled (target: at most 1.05). Run it alone from the repository root
-with ``python -m benchmarks overhead`` (``--quick`` for one round).
+The figure is the best CPU time (user + system of the pytest process) with
+the report over the best with the plugin disabled (target: at most 1.05).
+CPU time, because on a shared machine wall time also counts the waits for a
+free core; the wall-time ratios are printed alongside.
+
+Run it alone from the repository root with ``python -m benchmarks overhead``
+(``--quick`` for one round), or as part of ``python -m benchmarks``.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -22,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 BASE_ARGS = ("-q", "-p", "no:cacheprovider")
 CONFIGURATIONS = {
@@ -88,8 +93,14 @@ def report_option_available() -> bool:
     return "--conncache-report" in shown.stdout
 
 
-def _timed_run(directory: Path, extra: tuple[str, ...], tests: int) -> float:
-    """Seconds for one pytest run of the suite; fails loudly unless every test passed."""
+class Timing(NamedTuple):
+    wall: float  # seconds
+    cpu: float  # user + system seconds of the pytest process
+
+
+def _timed_run(directory: Path, extra: tuple[str, ...], tests: int) -> Timing:
+    """One pytest run of the suite; fails loudly unless every test passed."""
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter_ns()
     completed = subprocess.run(
         pytest_command(*extra),
@@ -99,22 +110,27 @@ def _timed_run(directory: Path, extra: tuple[str, ...], tests: int) -> float:
         env=_environment(),
         check=False,
     )
-    elapsed = (time.perf_counter_ns() - start) / 1e9
+    wall = (time.perf_counter_ns() - start) / 1e9
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     if completed.returncode != 0 or f"{tests} passed" not in completed.stdout:
         raise RuntimeError(
             f"pytest {' '.join(extra)} failed (exit {completed.returncode}):\n"
             f"{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}"
         )
-    return elapsed
+    return Timing(wall, cpu)
 
 
 def run(settings: Settings, progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Time the suite under every configuration; returns seconds and the figures."""
+    """Time the suite under every configuration; returns the best times and the figures."""
     if not report_option_available():
         raise RuntimeError(
             "pytest has no --conncache-report option: is pytest-conncache installed "
             "with its plugin (entry point 'conncache')?"
         )
+    names = list(CONFIGURATIONS)
+    wall = dict.fromkeys(names, float("inf"))
+    cpu = dict.fromkeys(names, float("inf"))
     with tempfile.TemporaryDirectory(prefix="conncache-overhead-") as tmp:
         directory = Path(tmp)
         write_suite(directory, settings)
@@ -122,34 +138,40 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda _: None) ->
         # The first runs write bytecode for the generated modules; don't time them.
         for extra in CONFIGURATIONS.values():
             _timed_run(directory, extra, settings.tests)
-        best = dict.fromkeys(CONFIGURATIONS, float("inf"))
-        names = list(CONFIGURATIONS)
         for round_ in range(settings.repeats):
             progress(f"plugin overhead: round {round_ + 1} of {settings.repeats}")
             shift = round_ % len(names)
             for name in names[shift:] + names[:shift]:
-                elapsed = _timed_run(directory, CONFIGURATIONS[name], settings.tests)
-                best[name] = min(best[name], elapsed)
+                timing = _timed_run(directory, CONFIGURATIONS[name], settings.tests)
+                wall[name] = min(wall[name], timing.wall)
+                cpu[name] = min(cpu[name], timing.cpu)
 
-    ratio = best[REPORT] / best[DISABLED]
+    # The target is judged on CPU time: on a shared machine, wall time also
+    # counts the waits for a free core, which have nothing to do with the
+    # plugin. Wall-time ratios are reported alongside.
+    ratio = cpu[REPORT] / cpu[DISABLED]
     figures = [
         {
             "name": "plugin_overhead_report",
-            "label": f"{REPORT} / {DISABLED}",
-            "ours": best[REPORT],
-            "reference": best[DISABLED],
+            "label": f"CPU time, {REPORT} / {DISABLED}",
+            "ours": cpu[REPORT],
+            "reference": cpu[DISABLED],
             "unit": "s",
             "ratio": ratio,
             "target": f"<= {TARGET:g}",
             "passed": ratio <= TARGET,
         }
     ]
-    # Context, no target: what merely having the plugin installed costs.
-    enabled_ratio = best[ENABLED] / best[DISABLED]
     return {
         "settings": asdict(settings),
-        "seconds": best,
-        "enabled_ratio": enabled_ratio,
+        "wall_seconds": wall,
+        "cpu_seconds": cpu,
+        "ratios": {
+            "cpu, enabled / disabled": cpu[ENABLED] / cpu[DISABLED],
+            "cpu, report / disabled": ratio,
+            "wall, enabled / disabled": wall[ENABLED] / wall[DISABLED],
+            "wall, report / disabled": wall[REPORT] / wall[DISABLED],
+        },
         "figures": figures,
     }
 
@@ -157,13 +179,17 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda _: None) ->
 def format_report(result: dict[str, Any]) -> str:
     settings = result["settings"]
     lines = [
-        f"pytest on {settings['tests']:,} trivial tests, "
-        f"{' '.join(BASE_ARGS)}, best of {settings['repeats']} (wall seconds)"
+        f"pytest on {settings['tests']:,} trivial tests, {' '.join(BASE_ARGS)}, "
+        f"best of {settings['repeats']}",
+        f"  {'configuration':<28}  {'wall s':>8}  {'CPU s':>8}"
+        f"  {'wall ratio':>10}  {'CPU ratio':>10}",
     ]
-    width = max(len(name) for name in result["seconds"])
-    for name, seconds in result["seconds"].items():
-        lines.append(f"  {name:<{width}}  {seconds:8.3f} s")
-    lines.append(f"  {ENABLED} / {DISABLED}: ratio {result['enabled_ratio']:.3f}")
+    wall, cpu = result["wall_seconds"], result["cpu_seconds"]
+    for name in CONFIGURATIONS:
+        lines.append(
+            f"  {name:<28}  {wall[name]:8.3f}  {cpu[name]:8.3f}"
+            f"  {wall[name] / wall[DISABLED]:10.3f}  {cpu[name] / cpu[DISABLED]:10.3f}"
+        )
     for figure in result["figures"]:
         verdict = "PASS" if figure["passed"] else "FAIL"
         ratio = f"ratio {figure['ratio']:.3f}"
