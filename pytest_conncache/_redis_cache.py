@@ -402,14 +402,23 @@ class RedisCache:
         hit, value = self._lookup(key)
         if hit:
             return value
+        # As in memory (ConnectionCache.get_or_set): a stale flight predates a
+        # write or invalidation of its key, so a later caller starts a fresh
+        # call; a waiter served an exception counts a miss; and a flight is
+        # forgotten only if a fresh one has not replaced it.
         with cache._lock:
             flight = cache._flights.get(key)
-            leader = flight is None
-            if flight is None:
+            leader = flight is None or flight.stale
+            if flight is None or leader:
                 flight = cache._flights[key] = Flight()
                 cache._count_miss(key)
         if not leader:
-            value = flight.result()
+            try:
+                value = flight.result()
+            except BaseException:
+                with cache._lock:
+                    cache._count_miss(key)  # served no value: a miss
+                raise
             cache._count_hit(key)
             return value
         try:
@@ -421,11 +430,11 @@ class RedisCache:
                     self._finish_flight(key, value, seconds, flight)
         except BaseException as error:
             with cache._lock:
-                cache._flights.pop(key, None)
+                cache._forget_flight(key, flight)
             flight.fail(error)
             raise
         with cache._lock:
-            cache._flights.pop(key, None)
+            cache._forget_flight(key, flight)
         flight.resolve(value)
         return value
 
@@ -448,8 +457,8 @@ class RedisCache:
             return value
         with cache._lock:
             running = cache._async_flights.get((loop, key))
-            leader = running is None
-            if running is None:
+            leader = running is None or running[1].stale  # as in get_or_set
+            if running is None or leader:
                 flight = Flight()
                 task = loop.create_task(self._fill(loop, key, factory, seconds, flight))
                 task.add_done_callback(_consume_exception)
@@ -457,7 +466,13 @@ class RedisCache:
                 cache._count_miss(key)
             else:
                 task = running[0]
-        value = await asyncio.shield(task)
+        try:
+            value = await asyncio.shield(task)
+        except BaseException:
+            if not leader:
+                with cache._lock:
+                    cache._count_miss(key)  # served no value: a miss
+            raise
         if not leader:
             cache._count_hit(key)
         return value
@@ -480,7 +495,7 @@ class RedisCache:
                 return value
         finally:
             with cache._lock:
-                cache._async_flights.pop((loop, key), None)
+                cache._forget_async_flight(loop, key, flight)
 
     # -- the cross-process lock ------------------------------------------------
 

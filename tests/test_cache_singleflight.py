@@ -201,7 +201,7 @@ def test_concurrent_callers_share_one_factory_call(cache: ConnectionCache[Any]) 
 
 
 def test_waiters_receive_the_very_same_object(cache: ConnectionCache[Any]) -> None:
-    value = object()
+    value = {"id": 1}  # JSON-serialisable, so the Redis backend can store it too
     factory = BlockingFactory(value)
     leader = start_leader(cache, "k", factory)
     waiters = start_waiters(cache, "k", factory, 3)

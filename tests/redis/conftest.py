@@ -1,4 +1,9 @@
-"""Fixtures for the Redis backend's tests: a real redis-server per session (per xdist worker)."""
+"""Fixtures for the Redis backend's tests.
+
+The session's ``redis_server`` (one per xdist worker) and ``redis_binary``
+come from ``tests/conftest.py``; ``clock`` and ``cache`` are overridden here:
+a clock starting at 0 and a cache on Redis only.
+"""
 
 from __future__ import annotations
 
@@ -10,27 +15,13 @@ import pytest
 
 from pytest_conncache import ConnectionCache, RedisBackend
 from tests.redis.fakes import FakeClock
-from tests.redis_server import RedisServer, redis_server_binary
-
-
-def _binary() -> str:
-    binary = redis_server_binary()
-    if binary is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    return binary
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """A redis-server on a free 127.0.0.1 port for the whole session (one per xdist worker)."""
-    with RedisServer(_binary()) as server:
-        yield server
+from tests.redis_server import RedisServer
 
 
 @pytest.fixture
-def own_redis_server() -> Iterator[RedisServer]:
+def own_redis_server(redis_binary: str) -> Iterator[RedisServer]:
     """A redis-server for this test alone, free to be stopped and restarted."""
-    server = RedisServer(_binary())
+    server = RedisServer(redis_binary)
     server.start()
     yield server
     server.stop()

@@ -1,10 +1,12 @@
-"""The SPEC's ConnectionCache behaviours, on a real Redis server."""
+"""What only the Redis backend does: namespaces, server expiry, batches, construction.
+
+The SPEC's behaviours shared with memory are the contract tests in ``tests/``,
+which run on both backends through the ``cache`` fixture.
+"""
 
 from __future__ import annotations
 
 import math
-import re
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,11 +15,6 @@ import redis
 from pytest_conncache import (
     ConnectionCache,
     RedisBackend,
-    assert_cached,
-    assert_invalidated,
-    assert_not_cached,
-    hookimpl,
-    observers,
 )
 from tests.redis.fakes import FakeClock
 from tests.redis_server import RedisServer
@@ -25,45 +22,9 @@ from tests.redis_server import RedisServer
 Cache = ConnectionCache[Any]
 
 
-def test_set_then_get_returns_the_value(cache: Cache) -> None:
-    cache.set("user-connections:t1", [{"id": 1, "name": "db"}])
-    assert cache.get("user-connections:t1") == [{"id": 1, "name": "db"}]
-
-
-def test_get_of_a_missing_key_returns_the_default(cache: Cache) -> None:
-    assert cache.get("nope") is None
-    assert cache.get("nope", "fallback") == "fallback"
-
-
-def test_a_cached_none_is_returned_as_none(cache: Cache) -> None:
-    cache.set("k", None)
-    assert cache.get("k", "fallback") is None
-
-
 def test_keys_live_under_the_namespace(cache: Cache, backend: RedisBackend) -> None:
     cache.set("connection:7", 1)
     assert backend.client.exists(f"{backend.namespace}:connection:7") == 1
-
-
-def test_an_entry_is_live_until_set_time_plus_ttl(cache: Cache, clock: FakeClock) -> None:
-    cache.set("k", "v", ttl=5)
-    clock.advance(4.999)
-    assert cache.get("k") == "v"
-    clock.advance(0.001)
-    assert cache.get("k") is None
-
-
-def test_ttl_accepts_a_timedelta(cache: Cache, clock: FakeClock) -> None:
-    cache.set("k", "v", ttl=timedelta(minutes=2))
-    assert cache.ttl_remaining("k") == 120.0
-
-
-def test_set_replaces_and_restarts_the_ttl(cache: Cache, clock: FakeClock) -> None:
-    cache.set("k", 1, ttl=5)
-    clock.advance(4)
-    cache.set("k", 2, ttl=5)
-    clock.advance(4)
-    assert cache.get("k") == 2
 
 
 def test_an_infinite_ttl_never_expires_and_sets_no_server_expiry(
@@ -86,75 +47,6 @@ def test_the_server_expiry_follows_the_ttl_rounded_up(cache: Cache, backend: Red
     assert 900 < pttl <= 1001
 
 
-def test_an_expired_entry_is_removed_on_read_and_counted(cache: Cache, clock: FakeClock) -> None:
-    cache.set("k", "v", ttl=1)
-    clock.advance(1)
-    assert cache.has("k")
-    assert cache.get("k") is None
-    assert not cache.has("k")
-    stats = cache.stats
-    assert (stats.misses, stats.expirations) == (1, 1)
-
-
-def test_has_sees_stored_entries_regardless_of_expiry_and_in_sees_live_ones(
-    cache: Cache, clock: FakeClock
-) -> None:
-    cache.set("k", "v", ttl=1)
-    clock.advance(2)
-    assert cache.has("k")
-    assert "k" not in cache
-    cache.set("k2", "v")
-    assert "k2" in cache
-
-
-def test_size_and_keys_count_stored_entries_expired_included(
-    cache: Cache, clock: FakeClock
-) -> None:
-    cache.set("b", 1, ttl=1)
-    cache.set("a", 2)
-    clock.advance(5)
-    assert cache.size() == len(cache) == 2
-    assert cache.keys() == ["a", "b"]
-
-
-def test_ttl_remaining(cache: Cache, clock: FakeClock) -> None:
-    cache.set("k", "v", ttl=10)
-    clock.advance(3)
-    assert cache.ttl_remaining("k") == 7
-    assert cache.ttl_remaining("missing") is None
-    clock.advance(7)
-    assert cache.ttl_remaining("k") is None
-
-
-def test_peeks_change_no_counter(cache: Cache) -> None:
-    cache.set("k", 1)
-    cache.has("k")
-    _ = "k" in cache
-    cache.keys()
-    cache.size()
-    cache.ttl_remaining("k")
-    assert_cached("k", cache=cache)
-    assert cache.stats.lookups == 0
-
-
-def test_invalidate_removes_one_key(cache: Cache) -> None:
-    cache.set("k", 1)
-    assert cache.invalidate("k") is True
-    assert cache.invalidate("k") is False
-    assert cache.get("k") is None
-    assert cache.stats.invalidations == 1
-
-
-def test_invalidate_pattern_uses_search_semantics(cache: Cache) -> None:
-    for key in ("user-record:t1:1", "user-record:t1:2", "user-record:t2:1", "connection:1"):
-        cache.set(key, key)
-    assert cache.invalidate_pattern("t1") == 2
-    assert cache.keys() == ["connection:1", "user-record:t2:1"]
-    assert cache.invalidate_pattern(re.compile(r":1$")) == 2
-    assert cache.keys() == []
-    assert cache.stats.invalidations == 4
-
-
 def test_invalidate_pattern_walks_the_namespace_in_batches(
     redis_server: RedisServer, namespace: str, clock: FakeClock
 ) -> None:
@@ -171,20 +63,6 @@ def test_invalidate_pattern_walks_the_namespace_in_batches(
         backend.client.close()
 
 
-def test_a_bad_pattern_raises_and_removes_nothing(cache: Cache) -> None:
-    cache.set("k", 1)
-    with pytest.raises(re.error, match="pattern"):
-        cache.invalidate_pattern("(")
-    assert cache.keys() == ["k"]
-
-
-def test_invalidate_prefix_removes_keys_with_the_literal_prefix(cache: Cache) -> None:
-    for key in ("user-record:t1:1", "user-record:t1:2", "user-record:t10:1", "x:user-record:t1"):
-        cache.set(key, 1)
-    assert cache.invalidate_prefix("user-record:t1:") == 2
-    assert cache.keys() == ["user-record:t10:1", "x:user-record:t1"]
-
-
 def test_invalidate_prefix_treats_glob_characters_literally(cache: Cache) -> None:
     for key in ("a*", "a*b", "ab", "a?", "a[b]c", "ab]c", "a\\x", "ax"):
         cache.set(key, 1)
@@ -193,14 +71,6 @@ def test_invalidate_prefix_treats_glob_characters_literally(cache: Cache) -> Non
     assert cache.invalidate_prefix("a[b]") == 1
     assert cache.invalidate_prefix("a\\") == 1
     assert cache.keys() == ["ab", "ab]c", "ax"]
-
-
-def test_clear_removes_everything_in_the_namespace(cache: Cache) -> None:
-    cache.set("a", 1)
-    cache.set("b", 2)
-    cache.clear()
-    assert cache.size() == 0
-    assert cache.stats.invalidations == 2
 
 
 def test_other_data_in_the_database_survives(cache: Cache, backend: RedisBackend) -> None:
@@ -238,86 +108,6 @@ def test_two_namespaces_do_not_see_each_other(
     finally:
         assert other.backend is not None
         other.backend.drop_namespace()  # type: ignore[attr-defined]
-
-
-def test_purge_expired_removes_only_expired_entries(cache: Cache, clock: FakeClock) -> None:
-    cache.set("old", 1, ttl=1)
-    cache.set("new", 2, ttl=100)
-    clock.advance(5)
-    assert cache.purge_expired() == 1
-    assert cache.keys() == ["new"]
-    assert cache.stats.expirations == 1
-
-
-def test_stats_count_as_in_memory_and_reset(cache: Cache) -> None:
-    cache.set("k", 1)
-    cache.get("k")
-    cache.get("k")
-    cache.get("missing")
-    stats = cache.stats
-    assert (stats.hits, stats.misses, stats.sets, stats.errors) == (2, 1, 1, 0)
-    assert stats.hit_ratio == pytest.approx(2 / 3)
-    cache.reset_stats()
-    assert cache.stats.lookups == 0
-
-
-def test_observers_see_every_event(cache: Cache, clock: FakeClock) -> None:
-    events: list[tuple[str, str]] = []
-
-    class Recorder:
-        @hookimpl
-        def conncache_hit(self, key: str) -> None:
-            events.append(("hit", key))
-
-        @hookimpl
-        def conncache_miss(self, key: str) -> None:
-            events.append(("miss", key))
-
-        @hookimpl
-        def conncache_set(self, key: str) -> None:
-            events.append(("set", key))
-
-        @hookimpl
-        def conncache_invalidation(self, key: str, how: str) -> None:
-            events.append((how, key))
-
-        @hookimpl
-        def conncache_expiration(self, key: str) -> None:
-            events.append(("expired", key))
-
-    recorder = Recorder()
-    observers.register(recorder)
-    try:
-        cache.set("a", 1, ttl=1)
-        cache.get("a")
-        clock.advance(1)
-        cache.get("a")
-        cache.set("b", 1)
-        cache.invalidate_prefix("b")
-    finally:
-        observers.unregister(recorder)
-    assert events == [
-        ("set", "a"),
-        ("hit", "a"),
-        ("expired", "a"),
-        ("miss", "a"),
-        ("set", "b"),
-        ("invalidate_prefix", "b"),
-    ]
-
-
-def test_the_assertion_helpers_work_on_redis(cache: Cache, clock: FakeClock) -> None:
-    cache.set("user-record:t1:1", {"a": 1})
-    assert_cached("user-record:t1:1", {"a": 1}, cache=cache)
-    with pytest.raises(AssertionError, match="similar keys"):
-        assert_cached("user-record:t1-1", cache=cache)
-    cache.invalidate_pattern("t1")
-    assert_invalidated("user-record:t1:1", cache=cache)
-    assert_not_cached("user-record:t1:1", cache=cache)
-    cache.set("e", 1, ttl=1)
-    clock.advance(2)
-    with pytest.raises(AssertionError, match="expired"):
-        assert_invalidated("e", cache=cache)
 
 
 def test_bad_arguments_raise_before_touching_redis(cache: Cache) -> None:
