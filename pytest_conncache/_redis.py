@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -78,7 +78,7 @@ class RedisBackend:
 
     def __init__(
         self,
-        client: redis.Redis[bytes],
+        client: redis.Redis,
         *,
         namespace: str,
         serializer: Serializer = JSON,
@@ -143,7 +143,7 @@ class RedisBackend:
         options.setdefault("socket_timeout", 1.0)
         options.setdefault("retry", Retry(NoBackoff(), 1))
         options["decode_responses"] = False
-        client: redis.Redis[bytes] = redis.Redis.from_url(url, **options)
+        client: redis.Redis = redis.Redis.from_url(url, **options)
         return cls(client, namespace=namespace, **own)
 
     def with_namespace(self, namespace: str) -> RedisBackend:
@@ -177,7 +177,7 @@ class RedisBackend:
         while True:
             cursor, page = self.client.scan(cursor, match=glob, count=self.scan_batch)
             if page:
-                yield page
+                yield cast("list[bytes]", page)  # decode_responses is off
             if cursor == 0:
                 return
 
@@ -237,7 +237,7 @@ class RedisBackend:
         """
         pool = self.client.connection_pool
         for attempt in (1, 2):
-            conn = pool.get_connection()
+            conn: Any = pool.get_connection()  # redis-py leaves its methods untyped
             try:
                 conn.send_packed_command(conn.pack_commands(commands))
                 return [conn.read_response() for _ in commands]

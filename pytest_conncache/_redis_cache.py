@@ -14,7 +14,7 @@ import asyncio
 import math
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import _validate
 from ._cache import _consume_exception, _Entry
@@ -142,7 +142,7 @@ class RedisCache:
 
     def _read(self, key: str) -> bytes | None:
         """The raw entry; raises on a fault (peeks and invalidations use it)."""
-        raw: bytes | None = self._client.get(self._prefix + key)
+        raw = cast("bytes | None", self._client.get(self._prefix + key))
         return raw
 
     # -- reads -----------------------------------------------------------------
@@ -163,7 +163,7 @@ class RedisCache:
         counts the miss) or raised, as configured.
         """
         try:
-            raw = self._client.get(self._prefix + key)
+            raw = cast("bytes | None", self._client.get(self._prefix + key))
         except FAULTS as error:
             self._fault(error, "get", self._backend.fail_open_reads)
             return False, None
@@ -378,7 +378,7 @@ class RedisCache:
         purged = 0
         for page in self._backend.scan_entries():
             names = [name for name, _ in page]
-            raws: list[bytes | None] = self._client.mget(names)
+            raws = cast("list[bytes | None]", self._client.mget(names))
             doomed: list[tuple[bytes, bytes, str, float, float]] = []
             for (name, key), raw in zip(page, raws, strict=True):
                 if raw is None:

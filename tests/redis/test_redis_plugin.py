@@ -48,7 +48,7 @@ def test_the_examples_pass_on_redis_with_the_same_report(
 def test_each_test_gets_a_fresh_namespace_deleted_after_it(
     pytester: pytest.Pytester, redis_server: RedisServer
 ) -> None:
-    client: redis.Redis[bytes] = redis.Redis.from_url(redis_server.url)
+    client: redis.Redis = redis.Redis.from_url(redis_server.url)
     client.set(b"someone-elses-key", b"1")
     pytester.makepyfile(
         """
