@@ -82,43 +82,33 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{_MARKER}(isolate=True): per-test settings of pytest-conncache; "
         "isolate=False keeps every cache's data from the previous test",
     )
-    config.pluginmanager.register(ConncacheSession(config), "conncache-session")
+    url = config.getoption("conncache_backend") or config.getini("conncache_backend")
+    namespaces = RedisNamespaces(config, str(url)) if url else None
+    option = config.getoption("conncache_report")
+    show_table = bool(config.getini("conncache_report") if option is None else option)
+    json_path = config.getoption("conncache_report_json")
+    # Each part registers only when wanted, so a run without the report or
+    # Redis pays for no hook it does not use.
+    config.pluginmanager.register(Isolation(config, namespaces), "conncache-isolation")
+    if namespaces is not None:
+        config.pluginmanager.register(namespaces, "conncache-redis")
+    if show_table or json_path:
+        report = ReportCollector(config, show_table, Path(json_path) if json_path else None)
+        config.pluginmanager.register(report, "conncache-report")
 
 
-class ConncacheSession:
-    """Per-run state: isolation before each test, counts after it, the report at the end."""
+class Isolation:
+    """Empties every in-memory cache and zeroes every cache's stats before each test."""
 
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        option = config.getoption("conncache_report")
-        self.show_table = bool(config.getini("conncache_report") if option is None else option)
-        json_path = config.getoption("conncache_report_json")
-        self.json_path = Path(json_path) if json_path else None
-        self.counting = self.show_table or self.json_path is not None
-        self.is_worker = hasattr(config, "workerinput")
-        self.rows: dict[str, Row] = {}
-        self.counter = TestCounter()
-        if self.counting:
-            observers.register(self.counter)
-        url = config.getoption("conncache_backend") or config.getini("conncache_backend")
-        self.redis = RedisNamespaces(str(url)) if url else None
-
-    def pytest_unconfigure(self) -> None:
-        if observers.is_registered(self.counter):
-            observers.unregister(self.counter)
-        if self.redis is not None:
-            self.redis.close()
-
-    def pytest_report_header(self) -> str | None:
-        if self.redis is None:
-            return None
-        return f"conncache: connection_cache on {self.redis.url}, one namespace per test"
+    def __init__(self, config: pytest.Config, namespaces: RedisNamespaces | None) -> None:
+        self.isolate_by_default = bool(config.getini("conncache_isolate"))
+        self.namespaces = namespaces
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         # Before any fixture of this test runs: what setup does counts, what
         # the previous test left behind does not.
-        isolate = _isolation_wanted(item)
+        isolate = _isolation_wanted(item, self.isolate_by_default)
         for cache in live_caches():
             # Only memory is emptied: the plugin never deletes data on a Redis
             # server it was not pointed at (--conncache-backend isolates the
@@ -126,43 +116,55 @@ class ConncacheSession:
             if isolate and cache.backend is None:
                 cache._wipe()
             cache.reset_stats()
-        if self.redis is not None:
-            self.redis.enter(_singleton)
-        if self.counting:
-            self.counter.restart()
+        if self.namespaces is not None:
+            self.namespaces.enter(_singleton)
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_teardown(
-        self, item: pytest.Item, nextitem: pytest.Item | None
-    ) -> Generator[None, None, None]:
-        yield
-        # After every fixture finalizer: the namespace goes unless the next
-        # test wants this one's data (isolation off).
-        if self.redis is not None and (nextitem is None or _isolation_wanted(nextitem)):
-            self.redis.leave()
+
+class ReportCollector:
+    """--conncache-report and --conncache-report-json: per-test counts, then the table."""
+
+    def __init__(self, config: pytest.Config, show_table: bool, json_path: Path | None) -> None:
+        self.config = config
+        self.show_table = show_table
+        self.json_path = json_path
+        self.is_worker = hasattr(config, "workerinput")
+        self.rows: dict[str, Row] = {}
+        self.counter = TestCounter()
+        observers.register(self.counter)
+
+    def pytest_unconfigure(self) -> None:
+        if observers.is_registered(self.counter):
+            observers.unregister(self.counter)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self) -> None:
+        # Before any fixture of the test runs, so that setup counts.
+        self.counter.restart()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
+        self, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        if self.counting and report.when == "teardown":
+        if call.when == "teardown":
             # Plain ints survive pytest-xdist's report serialisation, so the
             # controller sees exactly what the worker counted.
             setattr(report, _STATS_ATTR, self.counter.snapshot())
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "teardown":
+            return
         counts = getattr(report, _STATS_ATTR, None)
-        if report.when == "teardown" and isinstance(counts, dict) and touched(counts):
+        if isinstance(counts, dict) and touched(counts):
             self.rows[report.nodeid] = {"nodeid": report.nodeid, **counts}
 
     def sorted_rows(self) -> list[Row]:
         # Sorted by node id, so serial and xdist runs print the same table.
         return [self.rows[nodeid] for nodeid in sorted(self.rows)]
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if not self.counting or self.is_worker:
+    def pytest_sessionfinish(self) -> None:
+        if self.is_worker:
             return
         rows = self.sorted_rows()
         self.config.hook.pytest_conncache_report(config=self.config, rows=rows)
@@ -186,7 +188,7 @@ class ConncacheSession:
 class RedisNamespaces:
     """--conncache-backend: the singleton on Redis, in a namespace of its own per test."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, config: pytest.Config, url: str) -> None:
         try:
             from ._redis import RedisBackend
         except ImportError as error:
@@ -201,8 +203,23 @@ class RedisNamespaces:
             self.base = RedisBackend.from_url(url, namespace=self.run_id)
         except ValueError as error:
             raise pytest.UsageError(f"--conncache-backend: bad URL {url!r}: {error}") from None
+        self.isolate_by_default = bool(config.getini("conncache_isolate"))
         self.count = 0
         self.current: Any = None
+
+    def pytest_report_header(self) -> str:
+        return f"conncache: connection_cache on {self.url}, one namespace per test"
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, nextitem: pytest.Item | None) -> Generator[None, None, None]:
+        yield
+        # After every fixture finalizer: the namespace goes unless the next
+        # test wants this one's data (isolation off).
+        if nextitem is None or _isolation_wanted(nextitem, self.isolate_by_default):
+            self.leave()
+
+    def pytest_unconfigure(self) -> None:
+        self.close()
 
     def enter(self, cache: ConnectionCache[Any]) -> None:
         if self.current is None:
@@ -221,7 +238,7 @@ class RedisNamespaces:
         self.base.client.close()
 
 
-def _isolation_wanted(item: pytest.Item) -> bool:
+def _isolation_wanted(item: pytest.Item, default: bool) -> bool:
     marker = item.get_closest_marker(_MARKER)
     if marker is not None:
         unknown = set(marker.kwargs) - {"isolate"}
@@ -232,7 +249,7 @@ def _isolation_wanted(item: pytest.Item) -> bool:
             )
         if "isolate" in marker.kwargs:
             return bool(marker.kwargs["isolate"])
-    return bool(item.config.getini("conncache_isolate"))
+    return default
 
 
 @pytest.fixture(name="frozen_clock")
@@ -287,7 +304,9 @@ def connection_cache_fixture(
     request: pytest.FixtureRequest,
 ) -> Generator[ConnectionCache[Any], None, None]:
     """The shared pytest_conncache.connection_cache, empty with zeroed stats, emptied after."""
-    isolate = _isolation_wanted(request.node) if isinstance(request.node, pytest.Item) else True
+    node = request.node
+    default = bool(request.config.getini("conncache_isolate"))
+    isolate = _isolation_wanted(node, default) if isinstance(node, pytest.Item) else default
     # On Redis (--conncache-backend) each test has a fresh namespace already.
     in_memory = _singleton.backend is None
     if isolate and in_memory:
