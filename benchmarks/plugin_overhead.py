@@ -14,12 +14,22 @@ free core; the wall-time ratios are printed alongside.
 
 Run it alone from the repository root with ``python -m benchmarks overhead``
 (``--quick`` for one round), or as part of ``python -m benchmarks``.
+
+Even CPU time moves by several per cent between identical runs on a shared
+2-core machine, more than the plugin costs. ``--instructions`` counts
+instead the instructions each configuration executes, under valgrind's
+callgrind (``apt-get install valgrind``): the same count for the same run
+whatever else the machine does, at about 60 times the run time. The
+figure is then the instruction count with the report over the count with
+the plugin disabled.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -74,7 +84,13 @@ def _environment() -> dict[str, str]:
     # An outer pytest (the smoke test, xdist workers) must not leak its
     # settings, e.g. PYTEST_ADDOPTS or PYTEST_DISABLE_PLUGIN_AUTOLOAD, into
     # the runs being compared.
-    return {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")}
+    # PYTHONDONTWRITEBYTECODE would make every run compile the plugin and the
+    # generated tests from source again: measure the steady state users see.
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("PYTEST_") and name != "PYTHONDONTWRITEBYTECODE"
+    }
 
 
 def pytest_command(*extra: str) -> list[str]:
@@ -119,6 +135,67 @@ def _timed_run(directory: Path, extra: tuple[str, ...], tests: int) -> Timing:
             f"{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}"
         )
     return Timing(wall, cpu)
+
+
+def _count_instructions(directory: Path, extra: tuple[str, ...]) -> subprocess.Popen[str]:
+    """Start one pytest run of the suite under callgrind; ``_instructions`` reads its count."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise RuntimeError("--instructions needs valgrind (apt-get install valgrind)")
+    return subprocess.Popen(
+        [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *pytest_command(*extra)],
+        cwd=directory,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_environment(),
+    )
+
+
+def _instructions(process: subprocess.Popen[str], tests: int) -> int:
+    stdout, stderr = process.communicate()
+    found = re.search(r"Collected : (\d+)", stderr)
+    if process.returncode != 0 or f"{tests} passed" not in stdout or found is None:
+        raise RuntimeError(
+            f"callgrind run failed (exit {process.returncode}):\n{stdout[-2000:]}\n{stderr[-2000:]}"
+        )
+    return int(found.group(1))
+
+
+def run_instructions(
+    settings: Settings, progress: Callable[[str], None] = lambda _: None
+) -> dict[str, Any]:
+    """Count each configuration's instructions once (the counts repeat exactly)."""
+    names = list(CONFIGURATIONS)
+    with tempfile.TemporaryDirectory(prefix="conncache-overhead-") as tmp:
+        directory = Path(tmp)
+        write_suite(directory, settings)
+        for extra in CONFIGURATIONS.values():  # bytecode for the generated modules
+            _timed_run(directory, extra, settings.tests)
+        progress(f"plugin overhead: {settings.tests:,} tests under callgrind, all configurations")
+        running = {name: _count_instructions(directory, CONFIGURATIONS[name]) for name in names}
+        counts = {name: _instructions(process, settings.tests) for name, process in running.items()}
+    ratio = counts[REPORT] / counts[DISABLED]
+    return {
+        "settings": asdict(settings),
+        "instructions": counts,
+        "ratios": {
+            "instructions, enabled / disabled": counts[ENABLED] / counts[DISABLED],
+            "instructions, report / disabled": ratio,
+        },
+        "figures": [
+            {
+                "name": "plugin_overhead_report",
+                "label": f"instructions, {REPORT} / {DISABLED}",
+                "ours": counts[REPORT],
+                "reference": counts[DISABLED],
+                "unit": "instructions",
+                "ratio": ratio,
+                "target": f"<= {TARGET:g}",
+                "passed": ratio <= TARGET,
+            }
+        ],
+    }
 
 
 def run(settings: Settings, progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
@@ -178,6 +255,8 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda _: None) ->
 
 def format_report(result: dict[str, Any]) -> str:
     settings = result["settings"]
+    if "instructions" in result:
+        return _format_instructions(result)
     lines = [
         f"pytest on {settings['tests']:,} trivial tests, {' '.join(BASE_ARGS)}, "
         f"best of {settings['repeats']}",
@@ -193,6 +272,22 @@ def format_report(result: dict[str, Any]) -> str:
     for figure in result["figures"]:
         verdict = "PASS" if figure["passed"] else "FAIL"
         ratio = f"ratio {figure['ratio']:.3f}"
+        lines.append(f"  {figure['label']}: {ratio}  target {figure['target']}  {verdict}")
+    return "\n".join(lines)
+
+
+def _format_instructions(result: dict[str, Any]) -> str:
+    counts = result["instructions"]
+    lines = [
+        f"pytest on {result['settings']['tests']:,} trivial tests, {' '.join(BASE_ARGS)},"
+        " instructions counted by callgrind",
+        f"  {'configuration':<28}  {'instructions':>16}  {'ratio':>7}",
+    ]
+    for name in CONFIGURATIONS:
+        lines.append(f"  {name:<28}  {counts[name]:16,}  {counts[name] / counts[DISABLED]:7.4f}")
+    for figure in result["figures"]:
+        verdict = "PASS" if figure["passed"] else "FAIL"
+        ratio = f"ratio {figure['ratio']:.4f}"
         lines.append(f"  {figure['label']}: {ratio}  target {figure['target']}  {verdict}")
     return "\n".join(lines)
 

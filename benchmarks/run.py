@@ -39,6 +39,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1.0,
         help="multiply every size by this factor (e.g. 0.01 for a seconds-long smoke test)",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="judge the plugin overhead on instruction counts under valgrind (slow, exact)",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
     return parser.parse_args(argv)
 
@@ -67,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = plugin_overhead.Settings.quick() if args.quick else plugin_overhead.Settings()
         if args.scale != 1.0:
             settings = settings.scaled(args.scale)
-        result["overhead"] = plugin_overhead.run(settings, _progress)
+        measure = plugin_overhead.run_instructions if args.instructions else plugin_overhead.run
+        result["overhead"] = measure(settings, _progress)
         figures += result["overhead"]["figures"]
         print(plugin_overhead.format_report(result["overhead"]))
         print()

@@ -8,7 +8,7 @@ import math
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -546,16 +546,36 @@ class ConnectionCache(Generic[V]):
             hit, value = self._lookup(key)
             if hit:
                 return value  # type: ignore[no-any-return]
-            running = self._async_flights.get((loop, key))
-            leader = running is None or running[1].stale
-            if running is None or leader:
-                flight = Flight()
-                task = loop.create_task(self._fill(loop, key, factory, seconds, flight))
-                task.add_done_callback(_consume_exception)
-                self._async_flights[(loop, key)] = (task, flight)
-                self._count_miss(key)
-            else:
-                task = running[0]
+            task, leader = self._join_async_flight(
+                loop, key, lambda flight: self._fill(loop, key, factory, seconds, flight)
+            )
+        return await self._await_async_flight(key, task, leader)  # type: ignore[no-any-return]
+
+    def _join_async_flight(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        key: str,
+        fill: Callable[[Flight], Coroutine[Any, Any, Any]],
+    ) -> tuple[asyncio.Task[Any], bool]:
+        """Under the lock: the task computing ``key`` on ``loop``, and whether this caller leads it.
+
+        A stale flight predates a write or invalidation of its key, so the
+        caller starts a fresh one with ``fill(flight)`` (counted as the miss).
+        The task survives a cancelled caller (``shield``), so other waiters
+        still get its value. The Redis backend shares this.
+        """
+        running = self._async_flights.get((loop, key))
+        if running is not None and not running[1].stale:
+            return running[0], False
+        flight = Flight()
+        task = loop.create_task(fill(flight))
+        task.add_done_callback(_consume_exception)
+        self._async_flights[(loop, key)] = (task, flight)
+        self._count_miss(key)
+        return task, True
+
+    async def _await_async_flight(self, key: str, task: asyncio.Task[Any], leader: bool) -> Any:
+        """The flight's value; a waiter counts a hit, or a miss when it gets an exception."""
         try:
             value = await asyncio.shield(task)
         except BaseException:
@@ -565,7 +585,7 @@ class ConnectionCache(Generic[V]):
             raise
         if not leader:
             self._count_hit(key)
-        return value  # type: ignore[no-any-return]
+        return value
 
     async def _fill(
         self,

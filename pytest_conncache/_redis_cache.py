@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from . import _validate
-from ._cache import _consume_exception, _Entry
+from ._cache import _Entry
 from ._clock import Clock, FixedClock
 from ._envelope import decode, encode, server_px
 from ._flight import Flight
@@ -456,26 +456,10 @@ class RedisCache:
         if hit:
             return value
         with cache._lock:
-            running = cache._async_flights.get((loop, key))
-            leader = running is None or running[1].stale  # as in get_or_set
-            if running is None or leader:
-                flight = Flight()
-                task = loop.create_task(self._fill(loop, key, factory, seconds, flight))
-                task.add_done_callback(_consume_exception)
-                cache._async_flights[(loop, key)] = (task, flight)
-                cache._count_miss(key)
-            else:
-                task = running[0]
-        try:
-            value = await asyncio.shield(task)
-        except BaseException:
-            if not leader:
-                with cache._lock:
-                    cache._count_miss(key)  # served no value: a miss
-            raise
-        if not leader:
-            cache._count_hit(key)
-        return value
+            task, leader = cache._join_async_flight(
+                loop, key, lambda flight: self._fill(loop, key, factory, seconds, flight)
+            )
+        return await cache._await_async_flight(key, task, leader)
 
     async def _fill(
         self,
