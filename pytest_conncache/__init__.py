@@ -30,18 +30,24 @@ from ._cache import DEFAULT_TTL, ConnectionCache
 from ._clock import default_clock
 from ._frozen import FrozenClock
 from ._hooks import hookimpl, observers
-from ._serializers import JsonSerializer, PickleSerializer
 from ._singleton import connection_cache
 from ._stats import CacheStats
 
 if TYPE_CHECKING:
     from ._redis import RedisBackend
+    from ._serializers import JsonSerializer, PickleSerializer
 
 
 def __getattr__(name: str) -> Any:
-    # RedisBackend imports redis (the optional ``redis`` extra): only on first use.
+    # Imported on first use only: RedisBackend needs redis (the optional
+    # ``redis`` extra), and the serializers pull in pickle, which neither
+    # in-memory caches nor the plugin's start-up should pay for.
     if name == "RedisBackend":
         from ._redis import RedisBackend
 
         return RedisBackend
+    if name in ("JsonSerializer", "PickleSerializer"):
+        from . import _serializers
+
+        return getattr(_serializers, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._cache import ConnectionCache
 
-_lock = threading.Lock()
-_caches: weakref.WeakSet[ConnectionCache[Any]] = weakref.WeakSet()
+# id -> weak reference. No lock: each operation below is a single dict
+# operation, atomic under the GIL, and a weakref callback (which can fire
+# inside any allocation, even in a thread holding a lock) must never wait.
+_caches: dict[int, weakref.ref[ConnectionCache[Any]]] = {}
 
 
 def track(cache: ConnectionCache[Any]) -> None:
-    with _lock:
-        _caches.add(cache)
+    key = id(cache)
+    # The callback runs while the cache is being freed, before its id can
+    # be given to a new object, so it never removes a newer cache's entry.
+    _caches[key] = weakref.ref(cache, lambda _: _caches.pop(key, None))
 
 
 def live_caches() -> list[ConnectionCache[Any]]:
     """A snapshot of the caches alive now; holding it keeps them alive, so drop it soon."""
-    with _lock:
-        return list(_caches)
+    return [cache for cache in [ref() for ref in list(_caches.values())] if cache is not None]

@@ -66,7 +66,7 @@ class TestCounter:
 
 
 def touched(counts: dict[str, int]) -> bool:
-    return any(counts.get(field, 0) for field in FIELDS)
+    return any(counts.values())  # every value is one of FIELDS' counts
 
 
 def totals(rows: Sequence[Row]) -> dict[str, int]:

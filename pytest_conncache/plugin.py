@@ -113,9 +113,10 @@ class Isolation:
             # Only memory is emptied: the plugin never deletes data on a Redis
             # server it was not pointed at (--conncache-backend isolates the
             # singleton by giving each test a namespace of its own).
-            if isolate and cache.backend is None:
-                cache._wipe()
-            cache.reset_stats()
+            if cache._backend is None:
+                cache._start_test(wipe=isolate)
+            else:
+                cache.reset_stats()
         if self.namespaces is not None:
             self.namespaces.enter(_singleton)
 
@@ -141,21 +142,17 @@ class ReportCollector:
         # Before any fixture of the test runs, so that setup counts.
         self.counter.restart()
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
-        if call.when == "teardown":
-            # Plain ints survive pytest-xdist's report serialisation, so the
-            # controller sees exactly what the worker counted.
-            setattr(report, _STATS_ATTR, self.counter.snapshot())
-        return report
-
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "teardown":
             return
         counts = getattr(report, _STATS_ATTR, None)
+        if counts is None:
+            # This process ran the test. Attach the counts before anything
+            # else sees the report: pytest-xdist's worker serialises it next,
+            # and plain ints reach the controller exactly as counted here.
+            counts = self.counter.snapshot()
+            setattr(report, _STATS_ATTR, counts)
         if isinstance(counts, dict) and touched(counts):
             self.rows[report.nodeid] = {"nodeid": report.nodeid, **counts}
 
