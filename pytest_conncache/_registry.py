@@ -23,4 +23,7 @@ def track(cache: ConnectionCache[Any]) -> None:
 
 def live_caches() -> list[ConnectionCache[Any]]:
     """A snapshot of the caches alive now; holding it keeps them alive, so drop it soon."""
-    return [cache for cache in [ref() for ref in list(_caches.values())] if cache is not None]
+    # dict.copy() runs no Python code while it copies, so no weakref callback
+    # can change the registry under it (iterating it directly could).
+    refs = _caches.copy().values()
+    return [cache for cache in [ref() for ref in refs] if cache is not None]
