@@ -1,27 +1,24 @@
 """The pytest plugin's overhead on a large suite of trivial tests.
 
-Generates a suite of 2,000 trivial tests in a temporary directory and times,
-interleaved within each round, three runs of it in fresh subprocesses::
+Generates a suite of 2,000 trivial tests in a temporary directory and runs
+it in fresh subprocesses three ways::
 
     pytest -q -p no:cacheprovider -p no:conncache          # plugin disabled
     pytest -q -p no:cacheprovider                          # plugin enabled
     pytest -q -p no:cacheprovider --conncache-report       # enabled, with the report
 
-The figure is the best CPU time (user + system of the pytest process) with
-the report over the best with the plugin disabled (target: at most 1.05).
-CPU time, because on a shared machine wall time also counts the waits for a
-free core; the wall-time ratios are printed alongside.
+The figure is the cost with the report over the cost with the plugin
+disabled (target: at most 1.05). On a shared 2-core machine even CPU time
+moves by 10 to 20 per cent between identical runs, more than the plugin
+costs, so when valgrind is installed (``apt-get install valgrind``) the cost
+is the number of instructions each run executes, counted by callgrind: the
+same count for the same run whatever else the machine does, at about 60
+times the run time. ``--overhead-by cpu`` (or no valgrind) measures instead
+the best CPU time (user + system) of interleaved rounds, with wall-time
+ratios alongside.
 
-Run it alone from the repository root with ``python -m benchmarks overhead``
-(``--quick`` for one round), or as part of ``python -m benchmarks``.
-
-Even CPU time moves by several per cent between identical runs on a shared
-2-core machine, more than the plugin costs. ``--instructions`` counts
-instead the instructions each configuration executes, under valgrind's
-callgrind (``apt-get install valgrind``): the same count for the same run
-whatever else the machine does, at about 60 times the run time. The
-figure is then the instruction count with the report over the count with
-the plugin disabled.
+Run it alone from the repository root with ``python -m benchmarks overhead``,
+or as part of ``python -m benchmarks``.
 """
 
 from __future__ import annotations
@@ -141,7 +138,7 @@ def _count_instructions(directory: Path, extra: tuple[str, ...]) -> subprocess.P
     """Start one pytest run of the suite under callgrind; ``_instructions`` reads its count."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
-        raise RuntimeError("--instructions needs valgrind (apt-get install valgrind)")
+        raise RuntimeError("--overhead-by instructions needs valgrind (apt-get install valgrind)")
     return subprocess.Popen(
         [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *pytest_command(*extra)],
         cwd=directory,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -40,9 +41,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="multiply every size by this factor (e.g. 0.01 for a seconds-long smoke test)",
     )
     parser.add_argument(
-        "--instructions",
-        action="store_true",
-        help="judge the plugin overhead on instruction counts under valgrind (slow, exact)",
+        "--overhead-by",
+        choices=("auto", "instructions", "cpu"),
+        default="auto",
+        help="judge the plugin overhead on instruction counts under valgrind (exact, "
+        "a few minutes) or on CPU time (fast, noisy on a shared machine); "
+        "auto: instructions when valgrind is installed (default)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
     return parser.parse_args(argv)
@@ -72,7 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = plugin_overhead.Settings.quick() if args.quick else plugin_overhead.Settings()
         if args.scale != 1.0:
             settings = settings.scaled(args.scale)
-        measure = plugin_overhead.run_instructions if args.instructions else plugin_overhead.run
+        by = args.overhead_by
+        if by == "auto":
+            by = "instructions" if shutil.which("valgrind") else "cpu"
+        measure = plugin_overhead.run_instructions if by == "instructions" else plugin_overhead.run
         result["overhead"] = measure(settings, _progress)
         figures += result["overhead"]["figures"]
         print(plugin_overhead.format_report(result["overhead"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,18 @@ def test_quick_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
     env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")}
     completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--scale", "0.01", "--json", str(output)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--scale",
+            "0.01",
+            "--overhead-by",
+            "cpu",
+            "--json",
+            str(output),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -52,3 +64,44 @@ def test_quick_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
         assert isinstance(figure["passed"], bool)
         assert figure["label"] in completed.stdout
     assert "PASS" in completed.stdout or "FAIL" in completed.stdout
+
+
+def test_overhead_by_instructions_counts_every_configuration(tmp_path: Path) -> None:
+    # valgrind is on the CI machine (.ci/run installs it); without it the
+    # command must say so instead of falling back silently.
+    output = tmp_path / "results.json"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")}
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "overhead",
+            "--scale",
+            "0.005",  # 10 tests: about half a minute under callgrind
+            "--overhead-by",
+            "instructions",
+            "--json",
+            str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    if shutil.which("valgrind") is None:
+        assert completed.returncode != 0
+        assert "needs valgrind" in completed.stderr
+        return
+    assert completed.returncode == 0, completed.stderr
+
+    overhead = json.loads(output.read_text(encoding="utf-8"))["overhead"]
+    counts = overhead["instructions"]
+    assert len(counts) == 3
+    assert all(count > 1_000_000 for count in counts.values())
+    (figure,) = overhead["figures"]
+    assert figure["unit"] == "instructions"
+    assert figure["ratio"] == figure["ours"] / figure["reference"]
+    assert "instructions counted by callgrind" in completed.stdout
