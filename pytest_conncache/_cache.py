@@ -513,7 +513,7 @@ class ConnectionCache(Generic[V]):
             # caller arriving after that change starts a fresh call instead.
             leader = flight is None or flight.stale
             if flight is None or leader:
-                flight = self._flights[key] = Flight()
+                flight = self._flights[key] = Flight(key)
                 self._count_miss(key)
         finally:
             lock.release()
@@ -581,8 +581,13 @@ class ConnectionCache(Generic[V]):
         """
         running = self._async_flights.get((loop, key))
         if running is not None and not running[1].stale:
+            if running[0] is asyncio.current_task():
+                raise RecursionError(
+                    f"aget_or_set({key!r}) was awaited from its own factory; "
+                    "the task would wait for itself forever"
+                )
             return running[0], False
-        flight = Flight()
+        flight = Flight(key)
         task = loop.create_task(fill(flight))
         task.add_done_callback(_consume_exception)
         self._async_flights[(loop, key)] = (task, flight)

@@ -14,9 +14,11 @@ class Flight:
     stored, because it may predate the change that made it stale.
     """
 
-    __slots__ = ("done", "value", "error", "stale")
+    __slots__ = ("key", "owner", "done", "value", "error", "stale")
 
-    def __init__(self) -> None:
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.owner = threading.get_ident()  # the thread that runs the factory
         self.done = threading.Event()
         self.value: Any = None
         self.error: BaseException | None = None
@@ -31,6 +33,12 @@ class Flight:
         self.done.set()
 
     def result(self) -> Any:
+        if self.owner == threading.get_ident() and not self.done.is_set():
+            # The factory asked for its own key: waiting would never end.
+            raise RecursionError(
+                f"get_or_set({self.key!r}) was called from its own factory; "
+                "the thread would wait for itself forever"
+            )
         self.done.wait()
         if self.error is not None:
             raise self.error

@@ -410,7 +410,7 @@ class RedisCache:
             flight = cache._flights.get(key)
             leader = flight is None or flight.stale
             if flight is None or leader:
-                flight = cache._flights[key] = Flight()
+                flight = cache._flights[key] = Flight(key)
                 cache._count_miss(key)
         if not leader:
             try:

@@ -276,3 +276,16 @@ async def test_abandoned_failing_factory_logs_no_unretrieved_exception(
         gc.collect()
     assert not cache.has("k")
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+@pytest.mark.asyncio
+async def test_a_factory_awaiting_its_own_key_raises_instead_of_hanging(
+    cache: ConnectionCache[Any],
+) -> None:
+    async def factory() -> int:
+        return await cache.aget_or_set("k", lambda: asyncio.sleep(0, result=1))
+
+    with pytest.raises(RecursionError, match=r"aget_or_set\('k'\)"):
+        await asyncio.wait_for(cache.aget_or_set("k", factory), timeout=10)
+    assert "k" not in cache
+    assert await cache.aget_or_set("k", lambda: asyncio.sleep(0, result=2)) == 2

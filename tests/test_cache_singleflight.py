@@ -379,3 +379,22 @@ def test_fresh_call_after_invalidation_is_shared_by_later_callers(
     leader.finish()
     assert new.calls == 1
     assert cache.get("k") == "after"
+
+
+# -- a factory that asks for its own key ------------------------------------------------
+
+
+def test_a_factory_asking_for_its_own_key_raises_instead_of_hanging(
+    cache: ConnectionCache[Any],
+) -> None:
+    def factory() -> int:
+        return cache.get_or_set("k", lambda: 1)
+
+    # In a worker thread, so that a regression hangs the worker, not the suite.
+    worker = Worker(lambda: cache.get_or_set("k", factory))
+    worker.start()
+    worker.finish()
+    assert isinstance(worker.error, RecursionError)
+    assert "get_or_set('k')" in str(worker.error)
+    assert "k" not in cache
+    assert cache.get_or_set("k", lambda: 2) == 2  # the key works again afterwards
