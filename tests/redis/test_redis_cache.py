@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import redis
+import time_machine
 
 from pytest_conncache import (
     ConnectionCache,
@@ -175,7 +176,6 @@ def test_use_backend_switches_an_existing_cache_and_back(
 def test_the_default_clock_on_redis_is_wall_time_and_time_machine_moves_it(
     backend: RedisBackend,
 ) -> None:
-    time_machine = pytest.importorskip("time_machine")
     cache: Cache = ConnectionCache(10)
     cache.use_backend(backend)
     with time_machine.travel(1_000_000.0, tick=False) as traveller:
