@@ -202,6 +202,14 @@ class ConnectionCache(Generic[V]):
     def stats(self) -> CacheStats:
         if self._backend is not None:
             return self._backend.stats()
+        return self._counters()
+
+    def reset_stats(self) -> None:
+        """Zero the counters and forget which keys were removed."""
+        with self._lock:
+            self._zero_counters()
+
+    def _counters(self, errors: int = 0) -> CacheStats:
         with self._lock:
             return CacheStats(
                 hits=self._hits,
@@ -210,13 +218,14 @@ class ConnectionCache(Generic[V]):
                 invalidations=self._invalidations,
                 expirations=self._expirations,
                 evictions=self._evictions,
+                errors=errors,
             )
 
-    def reset_stats(self) -> None:
-        """Zero the counters and forget which keys were removed."""
-        with self._lock:
-            self._hits = self._misses = self._sets = 0
-            self._invalidations = self._expirations = self._evictions = 0
+    def _zero_counters(self) -> None:
+        """Under the lock: what reset_stats does (backends add their own counters)."""
+        self._hits = self._misses = self._sets = 0
+        self._invalidations = self._expirations = self._evictions = 0
+        if self._removed:
             self._removed.clear()
 
     # -- storage backend ---------------------------------------------------
@@ -476,10 +485,7 @@ class ConnectionCache(Generic[V]):
         with self._lock:
             if wipe:
                 self._wipe()
-            self._hits = self._misses = self._sets = 0
-            self._invalidations = self._expirations = self._evictions = 0
-            if self._removed:
-                self._removed.clear()
+            self._zero_counters()
 
     def _mark_stale(self, matches: Callable[[str], bool]) -> None:
         """Keep running factories of matching keys from storing what they return."""

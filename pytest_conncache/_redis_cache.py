@@ -96,24 +96,13 @@ class RedisCache:
         )
 
     def stats(self) -> CacheStats:
-        cache = self._cache
-        with cache._lock:
-            return CacheStats(
-                hits=cache._hits,
-                misses=cache._misses,
-                sets=cache._sets,
-                invalidations=cache._invalidations,
-                expirations=cache._expirations,
-                evictions=cache._evictions,
-                errors=self._errors,
-            )
+        with self._cache._lock:  # errors and the rest from one moment
+            return self._cache._counters(errors=self._errors)
 
     def reset_stats(self) -> None:
         cache = self._cache
         with cache._lock:
-            cache._hits = cache._misses = cache._sets = 0
-            cache._invalidations = cache._expirations = cache._evictions = 0
-            cache._removed.clear()
+            cache._zero_counters()
             self._errors = 0
 
     def now(self) -> float:
