@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import OrderedDict
@@ -15,9 +16,10 @@ from hypothesis.stateful import (
     initialize,
     invariant,
     rule,
+    run_state_machine_as_test,
 )
 
-from pytest_conncache import CacheStats, ConnectionCache
+from pytest_conncache import CacheStats, ConnectionCache, RedisBackend
 from tests.fakes import FakeClock
 
 KEYS = [
@@ -51,12 +53,16 @@ class CacheModel(RuleBasedStateMachine):
     """Drives a ConnectionCache and a reference model side by side."""
 
     max_entries: int | None = None
+    # Every duration is multiplied by this. The Redis variant raises it, so
+    # that the server's own expiry, which runs on real time, never fires
+    # during an example.
+    time_scale = 1.0
 
     def __init__(self) -> None:
         super().__init__()
         self.clock = FakeClock(0.0)
         self.cache: ConnectionCache[Any] = ConnectionCache(
-            DEFAULT_TTL, clock=self.clock, max_entries=self.max_entries
+            DEFAULT_TTL * self.time_scale, clock=self.clock, max_entries=self.max_entries
         )
         self.model: OrderedDict[str, Entry] = OrderedDict()  # oldest use first
         self.counts = dict.fromkeys(
@@ -65,7 +71,7 @@ class CacheModel(RuleBasedStateMachine):
 
     @initialize(start=st.sampled_from([0.0, -100.0, -0.5, 1000.25]))
     def start_clock(self, start: float) -> None:
-        self.clock.now = start
+        self.clock.now = start * self.time_scale
 
     # -- the model -------------------------------------------------------------
 
@@ -90,8 +96,11 @@ class CacheModel(RuleBasedStateMachine):
         self.counts["misses"] += 1
         return MISSING
 
+    def scaled(self, ttl: float | None) -> float | None:
+        return None if ttl is None else ttl * self.time_scale
+
     def model_store(self, key: str, value: Any, ttl: float | None) -> None:
-        seconds = DEFAULT_TTL if ttl is None else float(ttl)
+        seconds = DEFAULT_TTL * self.time_scale if ttl is None else float(ttl)
         if key not in self.model and self.max_entries is not None:
             if len(self.model) >= self.max_entries:
                 expired = [k for k, e in self.model.items() if self.now >= e.expires_at]
@@ -115,6 +124,7 @@ class CacheModel(RuleBasedStateMachine):
 
     @rule(key=keys, value=values, ttl=st.sampled_from(TTLS))
     def set(self, key: str, value: Any, ttl: float | None) -> None:
+        ttl = self.scaled(ttl)
         self.cache.set(key, value, ttl=ttl)
         self.model_store(key, value, ttl)
 
@@ -126,6 +136,7 @@ class CacheModel(RuleBasedStateMachine):
 
     @rule(key=keys, value=values, ttl=st.sampled_from(TTLS))
     def get_or_set(self, key: str, value: Any, ttl: float | None) -> None:
+        ttl = self.scaled(ttl)
         calls: list[int] = []
 
         def factory() -> Any:
@@ -166,14 +177,15 @@ class CacheModel(RuleBasedStateMachine):
 
     @rule(seconds=st.sampled_from(STEPS))
     def advance(self, seconds: float) -> None:
-        self.clock.advance(seconds)
+        self.clock.advance(seconds * self.time_scale)
 
     @rule(offset=st.sampled_from([-0.25, 0.0, 0.0, 0.25]))
     def advance_to_next_expiry(self, offset: float) -> None:
         """Jump to (or next to) the next expiry: the boundary is where bugs hide."""
         upcoming = [e.expires_at for e in self.model.values() if self.now < e.expires_at < math.inf]
-        if upcoming and min(upcoming) + offset > self.now:
-            self.clock.now = min(upcoming) + offset
+        target = min(upcoming) + offset * self.time_scale if upcoming else self.now
+        if target > self.now:
+            self.clock.now = target
 
     @rule()
     def purge_expired(self) -> None:
@@ -244,3 +256,26 @@ TestBoundedCacheModel = BoundedCacheModel.TestCase
 TestBoundedCacheModel.settings = SETTINGS
 TestTinyCacheModel = TinyCacheModel.TestCase
 TestTinyCacheModel.settings = settings(max_examples=60, stateful_step_count=50, deadline=None)
+
+
+def test_the_redis_backend_follows_the_same_model(
+    _redis_session_backend: RedisBackend,
+) -> None:
+    """The unbounded machine again, on a real redis-server (max_entries is memory only)."""
+    namespaces = (f"stateful-{n}" for n in itertools.count())
+
+    class RedisCacheModel(CacheModel):
+        time_scale = 1000.0  # ttls of 500 s and more: the server's PX never fires
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.backend = _redis_session_backend.with_namespace(next(namespaces))
+            self.backend.drop_namespace()  # a namespace left by an earlier example
+            self.cache.use_backend(self.backend)
+
+        def teardown(self) -> None:
+            self.backend.drop_namespace()
+
+    run_state_machine_as_test(
+        RedisCacheModel, settings=settings(max_examples=40, stateful_step_count=30, deadline=None)
+    )
