@@ -1,6 +1,6 @@
 """ConnectionCache on Redis against raw redis-py, on one throwaway redis-server.
 
-    PYTHONPATH=. python benchmarks/bench_redis.py [--quick]
+    python -m benchmarks redis [--quick]     (also part of python -m benchmarks)
 
 Starts its own redis-server on a free 127.0.0.1 port (persistence off) and
 prints one table: get-hit and set through the cache against raw redis-py
@@ -10,7 +10,6 @@ among 100,000 in the namespace against one UNLINK per key (target >= 10x).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -67,17 +66,14 @@ def populate(backend: RedisBackend, total: int, doomed: int) -> list[bytes]:
     return doomed_names
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
-    args = parser.parse_args()
-    calls, repeats, rounds = (200, 3, 1) if args.quick else (200, 25, 3)
-    total, doomed = (20_000, 200) if args.quick else (100_000, 1_000)
+def run(quick: bool, progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Time the Redis figures on a throwaway server; returns them in the runner's shape."""
+    calls, repeats, rounds = (200, 3, 1) if quick else (200, 25, 3)
+    total, doomed = (20_000, 200) if quick else (100_000, 1_000)
 
     binary = redis_server_binary()
     if binary is None:
-        print("redis-server is not installed", file=sys.stderr)
-        return 1
+        raise RuntimeError("the Redis benchmark needs redis-server (apt-get install redis-server)")
     with RedisServer(binary) as server:
         backend = RedisBackend.from_url(server.url, namespace="bench")
         client = backend.client
@@ -90,19 +86,18 @@ def main() -> int:
         assert raw_blob is not None
         client.set(raw_name, raw_blob)
 
-        rows: list[tuple[str, float, float, str]] = []
+        progress("redis: get and set against raw redis-py")
         our_get, raw_get = per_call(
             lambda: cache.get(KEY), lambda: client.get(raw_name), calls, repeats
         )
-        rows.append(("get-hit (us/call)", our_get, raw_get, "<= 1.3"))
         our_set, raw_set = per_call(
             lambda: cache.set(KEY, VALUE),
             lambda: client.set(raw_name, raw_blob, px=300_000),
             calls,
             repeats,
         )
-        rows.append(("set (us/call)", our_set, raw_set, "<= 1.3"))
 
+        progress(f"redis: invalidate_prefix of {doomed:,} among {total:,} keys")
         prefix_times, unlink_times = [], []
         for _ in range(rounds):
             backend.drop_namespace()
@@ -122,17 +117,60 @@ def main() -> int:
 
     ours = statistics.median(prefix_times) * 1e3
     naive = statistics.median(unlink_times) * 1e3
-    rows.append((f"drop {doomed:,} of {total:,} keys (ms)", ours, naive, ">= 10 (naive/ours)"))
 
-    print(f"{'figure':<34}{'ConnectionCache':>16}{'raw redis-py':>14}{'ratio':>8}  target")
-    for name, mine, raw, target in rows:
-        ratio = raw / mine if target.startswith(">=") else mine / raw
-        print(f"{name:<34}{mine:>16.1f}{raw:>14.1f}{ratio:>8.2f}  {target}")
-    print(
-        "\nraw redis-py for the last row: one UNLINK round trip per (already known) key;"
+    def figure(name: str, label: str, mine: float, ref: float, unit: str, limit: float) -> Any:
+        # For the drop, the ratio is naive over ours (how many times faster).
+        higher_is_better = name == "redis_prefix_drop_vs_unlink"
+        ratio = ref / mine if higher_is_better else mine / ref
+        passed = ratio >= limit if higher_is_better else ratio <= limit
+        target = f"{'>=' if higher_is_better else '<='} {limit:g}"
+        return {
+            "name": name,
+            "label": label,
+            "ours": mine,
+            "reference": ref,
+            "unit": unit,
+            "ratio": ratio,
+            "target": target,
+            "passed": passed,
+        }
+
+    return {
+        "settings": {"calls": calls, "repeats": repeats, "total": total, "doomed": doomed},
+        "figures": [
+            figure("redis_get_hit", "get-hit / raw redis-py GET", our_get, raw_get, "us", 1.3),
+            figure("redis_set", "set / raw redis-py SET", our_set, raw_set, "us", 1.3),
+            figure(
+                "redis_prefix_drop_vs_unlink",
+                f"one UNLINK per key / invalidate_prefix, {doomed:,} of {total:,} keys",
+                ours,
+                naive,
+                "ms",
+                10,
+            ),
+        ],
+    }
+
+
+def format_report(result: dict[str, Any]) -> str:
+    lines = [f"  {'figure':<58}{'ours':>10}{'reference':>11}{'ratio':>8}  target"]
+    for f in result["figures"]:
+        verdict = "PASS" if f["passed"] else "FAIL"
+        lines.append(
+            f"  {f['label']:<58}{f['ours']:>8.1f}{f['unit']:>2}{f['reference']:>9.1f}{f['unit']:>2}"
+            f"{f['ratio']:>8.2f}  {f['target']} {verdict}"
+        )
+    lines.append(
+        "  reference for the drop: one UNLINK round trip per (already known) key;"
         " ours: invalidate_prefix (index range + UNLINK, one Lua call per batch of 1,000)"
     )
-    return 0
+    return "\n".join(lines)
+
+
+def main() -> int:
+    from benchmarks.run import main as run_main
+
+    return run_main(["redis", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

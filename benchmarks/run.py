@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import core, plugin_overhead
+from benchmarks import bench_redis, core, plugin_overhead
+from tests.redis_server import redis_server_binary
 
 
 def _progress(message: str) -> None:
@@ -27,7 +28,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "what",
         nargs="?",
-        choices=("all", "core", "overhead"),
+        choices=("all", "core", "overhead", "redis"),
         default="all",
         help="which benchmarks to run (default: all)",
     )
@@ -84,6 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures += result["overhead"]["figures"]
         print(plugin_overhead.format_report(result["overhead"]))
         print()
+
+    if args.what == "redis" or (args.what == "all" and redis_server_binary() is not None):
+        result["redis"] = bench_redis.run(args.quick, _progress)
+        figures += result["redis"]["figures"]
+        print("ConnectionCache on a throwaway redis-server against raw redis-py")
+        print(bench_redis.format_report(result["redis"]))
+        print()
+    elif args.what == "all":
+        print("(no redis-server installed: the Redis figures were not measured)\n")
 
     if args.quick or args.scale != 1.0:
         print("(smoke run: sizes and repeats differ from the targets'; only a full run decides)")

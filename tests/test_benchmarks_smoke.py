@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.redis_server import redis_server_binary
+
 ROOT = Path(__file__).resolve().parent.parent
 
 CORE_FIGURES = {
@@ -23,6 +25,7 @@ CORE_FIGURES = {
     "bytes_per_entry_bounded",
 }
 OVERHEAD_FIGURES = {"plugin_overhead_report"}
+REDIS_FIGURES = {"redis_get_hit", "redis_set", "redis_prefix_drop_vs_unlink"}
 
 
 def test_quick_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
@@ -51,12 +54,15 @@ def test_quick_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
 
     results = json.loads(output.read_text(encoding="utf-8"))
-    figures = {
-        figure["name"]: figure
-        for part in ("core", "overhead")
-        for figure in results[part]["figures"]
-    }
-    assert set(figures) == CORE_FIGURES | OVERHEAD_FIGURES
+    parts = ["core", "overhead"]
+    expected = CORE_FIGURES | OVERHEAD_FIGURES
+    if redis_server_binary() is not None:  # always so in CI: .ci/run installs it
+        parts.append("redis")
+        expected |= REDIS_FIGURES
+    else:
+        assert "no redis-server installed" in completed.stdout
+    figures = {figure["name"]: figure for part in parts for figure in results[part]["figures"]}
+    assert set(figures) == expected
     for figure in figures.values():
         assert figure["ours"] > 0
         assert figure["reference"] > 0
