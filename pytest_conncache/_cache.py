@@ -577,11 +577,14 @@ class ConnectionCache(Generic[V]):
         loop: asyncio.AbstractEventLoop,
         key: str,
         fill: Callable[[Flight], Coroutine[Any, Any, Any]],
+        count_miss: bool = True,
     ) -> tuple[asyncio.Task[Any], bool]:
         """Under the lock: the task computing ``key`` on ``loop``, and whether this caller leads it.
 
         A stale flight predates a write or invalidation of its key, so the
-        caller starts a fresh one with ``fill(flight)`` (counted as the miss).
+        caller starts a fresh one with ``fill(flight)``, counted as the miss
+        unless ``count_miss`` is off (the Redis backend looks up inside
+        ``fill`` and counts there).
         The task survives a cancelled caller (``shield``), so other waiters
         still get its value. The Redis backend shares this.
         """
@@ -597,7 +600,8 @@ class ConnectionCache(Generic[V]):
         task = loop.create_task(fill(flight))
         task.add_done_callback(_consume_exception)
         self._async_flights[(loop, key)] = (task, flight)
-        self._count_miss(key)
+        if count_miss:
+            self._count_miss(key)
         return task, True
 
     async def _await_async_flight(self, key: str, task: asyncio.Task[Any], leader: bool) -> Any:

@@ -441,12 +441,16 @@ class RedisCache:
         _validate.key(key)
         _validate.callable_(factory, "factory")
         loop = asyncio.get_running_loop()
-        hit, value = self._lookup(key)
-        if hit:
-            return value
+        # One task per key and loop makes the lookup and, on a miss, calls
+        # the factory: callers arriving together share its round trips. The
+        # round trips run in the default executor, so a slow or unreachable
+        # server holds up the callers of this key, never the event loop.
         with cache._lock:
             task, leader = cache._join_async_flight(
-                loop, key, lambda flight: self._fill(loop, key, factory, seconds, flight)
+                loop,
+                key,
+                lambda flight: self._fill(loop, key, factory, seconds, flight),
+                count_miss=False,  # _fill counts the leader's hit or miss
             )
         return await cache._await_async_flight(key, task, leader)
 
@@ -460,11 +464,16 @@ class RedisCache:
     ) -> Any:
         cache = self._cache
         try:
+            hit, value = await asyncio.to_thread(self._lookup, key)
+            if hit:
+                return value
+            with cache._lock:
+                cache._count_miss(key)
             async with self._async_cross_process_lock(key) as others_value:
                 if others_value is not _NOTHING:
                     return others_value
                 value = await factory()
-                self._finish_flight(key, value, seconds, flight)
+                await asyncio.to_thread(self._finish_flight, key, value, seconds, flight)
                 return value
         finally:
             with cache._lock:

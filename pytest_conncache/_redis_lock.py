@@ -59,7 +59,8 @@ class CrossProcessLock:
 
 
 class AsyncCrossProcessLock:
-    """``async with`` twin of CrossProcessLock: waits with ``asyncio.sleep``."""
+    """``async with`` twin of CrossProcessLock: waits with ``asyncio.sleep``,
+    and makes its round trips in the default executor."""
 
     def __init__(self, owner: RedisCache, key: str) -> None:
         self.owner = owner
@@ -71,18 +72,20 @@ class AsyncCrossProcessLock:
         if not owner._backend.cross_process_lock:
             return NOTHING
         token = secrets.token_bytes(16)
-        for state, found in _attempts(owner, self.key, token):
+        attempts = _attempts(owner, self.key, token)
+        while True:
+            # Each attempt is a round trip: in the executor, off the event loop.
+            state, found = await asyncio.to_thread(next, attempts)
             if state is False:
                 await asyncio.sleep(owner._backend.lock_poll)
                 continue
             if state:
                 self.token = token
             return found
-        return NOTHING  # pragma: no cover
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self.token is not None:
-            self.owner._release(self.key, self.token)
+            await asyncio.to_thread(self.owner._release, self.key, self.token)
 
 
 def _attempts(owner: RedisCache, key: str, token: bytes) -> Iterator[tuple[bool | None, Any]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -186,3 +188,34 @@ def test_a_timeout_is_a_fault_like_a_refused_connection(clock: FakeClock) -> Non
     assert cache.stats.errors == 2
     with pytest.raises(redis.TimeoutError):
         cache.invalidate("k")
+
+
+@pytest.mark.asyncio
+async def test_aget_or_set_keeps_the_event_loop_running_while_redis_hangs(
+    own_redis_server: RedisServer, outage_cache: Cache
+) -> None:
+    # A stopped (SIGSTOP) server accepts nothing and answers nothing: every
+    # round trip waits for the socket timeout (1 s from from_url).
+    assert own_redis_server.process is not None
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def compute() -> str:
+        return "computed"
+
+    ticking = asyncio.create_task(ticker())
+    own_redis_server.process.send_signal(signal.SIGSTOP)
+    try:
+        value = await outage_cache.aget_or_set("k", compute)
+    finally:
+        own_redis_server.process.send_signal(signal.SIGCONT)
+        ticking.cancel()
+    assert value == "computed"  # read failed open, the factory ran
+    assert outage_cache.stats.errors >= 1
+    # The lookup alone waited about a second; a blocked loop would not tick.
+    assert ticks >= 20
