@@ -514,24 +514,11 @@ class ConnectionCache(Generic[V]):
             hit, value = self._lookup(key)
             if hit:
                 return value  # type: ignore[no-any-return]
-            flight = self._flights.get(key)
-            # A stale flight predates a write or invalidation of its key: a
-            # caller arriving after that change starts a fresh call instead.
-            leader = flight is None or flight.stale
-            if flight is None or leader:
-                flight = self._flights[key] = Flight(key)
-                self._count_miss(key)
+            flight, leader = self._join_flight(key)
         finally:
             lock.release()
         if not leader:
-            try:
-                value = flight.result()
-            except BaseException:
-                with self._lock:
-                    self._count_miss(key)  # served no value: a miss
-                raise
-            self._count_hit(key)
-            return value  # type: ignore[no-any-return]
+            return self._wait_for_flight(key, flight)  # type: ignore[no-any-return]
         try:
             value = factory()
         except BaseException as error:
@@ -544,6 +531,31 @@ class ConnectionCache(Generic[V]):
             if not flight.stale:
                 self._store(key, value, seconds)
         flight.resolve(value)
+        return value
+
+    def _join_flight(self, key: str) -> tuple[Flight, bool]:
+        """Under the lock: the flight computing ``key``, and whether this caller leads it.
+
+        A stale flight predates a write or invalidation of its key: a caller
+        arriving after that change starts a fresh call instead, counted as
+        the miss. The Redis backend shares this.
+        """
+        flight = self._flights.get(key)
+        if flight is not None and not flight.stale:
+            return flight, False
+        flight = self._flights[key] = Flight(key)
+        self._count_miss(key)
+        return flight, True
+
+    def _wait_for_flight(self, key: str, flight: Flight) -> Any:
+        """A waiter's answer: the leader's value (a hit) or its exception (a miss)."""
+        try:
+            value = flight.result()
+        except BaseException:
+            with self._lock:
+                self._count_miss(key)  # served no value: a miss
+            raise
+        self._count_hit(key)
         return value
 
     def _forget_flight(self, key: str, flight: Flight) -> None:

@@ -391,25 +391,11 @@ class RedisCache:
         hit, value = self._lookup(key)
         if hit:
             return value
-        # As in memory (ConnectionCache.get_or_set): a stale flight predates a
-        # write or invalidation of its key, so a later caller starts a fresh
-        # call; a waiter served an exception counts a miss; and a flight is
-        # forgotten only if a fresh one has not replaced it.
+        # Single-flight as in memory (ConnectionCache.get_or_set).
         with cache._lock:
-            flight = cache._flights.get(key)
-            leader = flight is None or flight.stale
-            if flight is None or leader:
-                flight = cache._flights[key] = Flight(key)
-                cache._count_miss(key)
+            flight, leader = cache._join_flight(key)
         if not leader:
-            try:
-                value = flight.result()
-            except BaseException:
-                with cache._lock:
-                    cache._count_miss(key)  # served no value: a miss
-                raise
-            cache._count_hit(key)
-            return value
+            return cache._wait_for_flight(key, flight)
         try:
             with self._cross_process_lock(key) as others_value:
                 if others_value is not _NOTHING:
