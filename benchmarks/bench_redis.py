@@ -59,7 +59,7 @@ def populate(backend: RedisBackend, total: int, doomed: int) -> list[bytes]:
         if i < doomed:
             doomed_names.append((backend.prefix + key).encode())
         for command in backend.store_commands(key, blob, None):
-            pipe.execute_command(*command)
+            pipe.execute_command(*command)  # type: ignore[no-untyped-call]
         if i % 5000 == 4999:
             pipe.execute()
     pipe.execute()

@@ -18,6 +18,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from typing import Any
 
 import cacheout
@@ -145,15 +146,19 @@ def make_cacheout() -> cacheout.Cache:
 
 def _setter(cache: Any) -> Callable[[str, Any], None]:
     """The bound 'store this' method: ``set`` where there is one, else ``__setitem__``."""
-    return cache.__setitem__ if isinstance(cache, cachetools.Cache) else cache.set  # type: ignore[no-any-return]
+    setter: Callable[[str, Any], None] = (
+        cache.__setitem__ if isinstance(cache, cachetools.Cache) else cache.set
+    )
+    return setter
 
 
 def _deleter(cache: Any) -> Callable[[str], Any]:
     if isinstance(cache, ConnectionCache):
         return cache.invalidate
-    if isinstance(cache, cacheout.Cache):
-        return cache.delete
-    return cache.__delitem__  # type: ignore[no-any-return]
+    deleter: Callable[[str], Any] = (
+        cache.delete if isinstance(cache, cacheout.Cache) else cache.__delitem__
+    )
+    return deleter
 
 
 def _factory() -> object:
@@ -248,18 +253,12 @@ def measure_operations(sizes: Sizes, keys: KeyMaker) -> dict[str, dict[str, floa
     results: dict[str, dict[str, float]] = {}
     results["get, hit"] = best_per_call(
         sizes.repeats,
-        {
-            name: (lambda chunk, c=cache: _time_calls(c.get, chunk))
-            for name, cache in caches.items()
-        },
+        {name: partial(_time_calls, cache.get) for name, cache in caches.items()},
         stored,
     )
     results["get, miss"] = best_per_call(
         sizes.repeats,
-        {
-            name: (lambda chunk, c=cache: _time_calls(c.get, chunk))
-            for name, cache in caches.items()
-        },
+        {name: partial(_time_calls, cache.get) for name, cache in caches.items()},
         missing,
     )
     # Ours only: cache-aside has no like-for-like call in the other two.
@@ -271,10 +270,7 @@ def measure_operations(sizes: Sizes, keys: KeyMaker) -> dict[str, dict[str, floa
     )
     results["set, existing key"] = best_per_call(
         sizes.repeats,
-        {
-            name: (lambda chunk, c=cache: _time_stores(_setter(c), chunk))
-            for name, cache in caches.items()
-        },
+        {name: partial(_time_stores, _setter(cache)) for name, cache in caches.items()},
         stored,
     )
 
@@ -292,7 +288,7 @@ def measure_operations(sizes: Sizes, keys: KeyMaker) -> dict[str, dict[str, floa
         return elapsed / len(batch)
 
     results[f"set, new key ({sizes.entries:,} entries)"] = best_of(
-        sizes.repeats, {name: (lambda c=cache: insert_new(c)) for name, cache in caches.items()}
+        sizes.repeats, {name: partial(insert_new, cache) for name, cache in caches.items()}
     )
     return results
 
@@ -318,7 +314,7 @@ def measure_new_key_growth(sizes: Sizes, keys: KeyMaker) -> dict[int, float]:
     best = best_of(
         # Small batches are noisy; more rounds cost little here.
         3 * sizes.repeats,
-        {str(size): (lambda c=cache: insert_new(c)) for size, cache in caches.items()},
+        {str(size): partial(insert_new, cache) for size, cache in caches.items()},
     )
     return {int(size): ns for size, ns in best.items()}
 

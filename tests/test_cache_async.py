@@ -283,7 +283,7 @@ async def test_a_factory_awaiting_its_own_key_raises_instead_of_hanging(
     cache: ConnectionCache[Any],
 ) -> None:
     async def factory() -> int:
-        return await cache.aget_or_set("k", lambda: asyncio.sleep(0, result=1))
+        return int(await cache.aget_or_set("k", lambda: asyncio.sleep(0, result=1)))
 
     with pytest.raises(RecursionError, match=r"aget_or_set\('k'\)"):
         await asyncio.wait_for(cache.aget_or_set("k", factory), timeout=10)

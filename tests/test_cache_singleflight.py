@@ -168,7 +168,7 @@ def test_factory_exception_counts_a_miss_and_no_set(cache: ConnectionCache[Any])
 
 def test_factory_may_use_the_cache_for_other_keys(cache: ConnectionCache[Any]) -> None:
     def outer() -> str:
-        return "outer+" + cache.get_or_set("inner", lambda: "inner")
+        return "outer+" + str(cache.get_or_set("inner", lambda: "inner"))
 
     assert cache.get_or_set("outer", outer) == "outer+inner"
     assert cache.get("inner") == "inner"
@@ -388,7 +388,7 @@ def test_a_factory_asking_for_its_own_key_raises_instead_of_hanging(
     cache: ConnectionCache[Any],
 ) -> None:
     def factory() -> int:
-        return cache.get_or_set("k", lambda: 1)
+        return int(cache.get_or_set("k", lambda: 1))
 
     # In a worker thread, so that a regression hangs the worker, not the suite.
     worker = Worker(lambda: cache.get_or_set("k", factory))

@@ -117,7 +117,7 @@ def test_bad_arguments_raise_before_touching_redis(cache: Cache) -> None:
     with pytest.raises(ValueError, match="ttl"):
         cache.set("k", "v", ttl=0)
     with pytest.raises(TypeError, match="key"):
-        cache.get(b"k")  # type: ignore[arg-type]
+        cache.get(b"k")  # type: ignore[call-overload]
     with pytest.raises(TypeError, match="prefix"):
         cache.invalidate_prefix(None)  # type: ignore[arg-type]
     assert cache.keys() == []

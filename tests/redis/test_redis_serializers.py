@@ -17,7 +17,7 @@ Cache = ConnectionCache[Any]
 def test_values_are_stored_as_json_by_default(cache: Cache, backend: RedisBackend) -> None:
     cache.set("k", {"ids": [1, 2], "name": "é"})
     raw = backend.client.get(f"{backend.namespace}:k")
-    assert raw is not None
+    assert isinstance(raw, bytes)
     assert raw.endswith('\n{"ids":[1,2],"name":"é"}'.encode())
     assert isinstance(backend.serializer, JsonSerializer)
 
