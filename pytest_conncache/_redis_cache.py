@@ -388,6 +388,12 @@ class RedisCache:
         seconds = cache.default_ttl if ttl is None else _validate.seconds(ttl, "ttl")
         _validate.key(key)
         _validate.callable_(factory, "factory")
+        # A caller arriving while this process computes the key waits for
+        # that call without a round trip of its own.
+        with cache._lock:
+            running = cache._flights.get(key)
+        if running is not None and not running.stale:
+            return cache._wait_for_flight(key, running)
         hit, value = self._lookup(key)
         if hit:
             return value

@@ -12,6 +12,7 @@ import pytest
 
 from pytest_conncache import ConnectionCache, RedisBackend
 from tests.redis.fakes import FakeClock
+from tests.threadutil import WAIT_LIMIT, Worker, wait_until_waiting_on_flight
 
 Cache = ConnectionCache[Any]
 
@@ -96,3 +97,32 @@ async def test_the_async_lock_waits_for_another_process_value(
     await inside.wait()
     assert await second.aget_or_set("k", never) == "from first"
     assert await task == "from first"
+
+
+def _get_calls(backend: RedisBackend) -> int:
+    stats: dict[str, Any] = backend.client.info("commandstats")
+    return int(stats.get("cmdstat_get", {}).get("calls", 0))
+
+
+def test_callers_during_a_running_call_wait_without_a_round_trip(
+    cache: Cache, backend: RedisBackend
+) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(WAIT_LIMIT)
+        return "computed"
+
+    leader = Worker(lambda: cache.get_or_set("k", slow))
+    leader.start()
+    assert started.wait(WAIT_LIMIT)
+    gets_before = _get_calls(backend)
+    waiters = [Worker(lambda: cache.get_or_set("k", slow)) for _ in range(3)]
+    for waiter in waiters:
+        waiter.start()
+    wait_until_waiting_on_flight(waiters)
+    assert _get_calls(backend) == gets_before  # the waiters sent no GET
+    release.set()
+    assert [w.finish() for w in [leader, *waiters]] == ["computed"] * 4
+    assert (cache.stats.misses, cache.stats.hits) == (1, 3)
