@@ -22,6 +22,8 @@ from ._singleton import connection_cache as _singleton
 
 _STATS_ATTR = "conncache_stats"
 _MARKER = "conncache"
+# The ini's conncache_isolate, read once at configure time.
+_ISOLATE_BY_DEFAULT = pytest.StashKey[bool]()
 
 
 class ReportHookSpecs:
@@ -82,14 +84,15 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{_MARKER}(isolate=True): per-test settings of pytest-conncache; "
         "isolate=False keeps every cache's data from the previous test",
     )
+    config.stash[_ISOLATE_BY_DEFAULT] = bool(config.getini("conncache_isolate"))
     url = config.getoption("conncache_backend") or config.getini("conncache_backend")
-    namespaces = RedisNamespaces(config, str(url)) if url else None
+    namespaces = RedisNamespaces(str(url)) if url else None
     option = config.getoption("conncache_report")
     show_table = bool(config.getini("conncache_report") if option is None else option)
     json_path = config.getoption("conncache_report_json")
     # Each part registers only when wanted, so a run without the report or
     # Redis pays for no hook it does not use.
-    config.pluginmanager.register(Isolation(config, namespaces), "conncache-isolation")
+    config.pluginmanager.register(Isolation(namespaces), "conncache-isolation")
     if namespaces is not None:
         config.pluginmanager.register(namespaces, "conncache-redis")
     if show_table or json_path:
@@ -100,15 +103,14 @@ def pytest_configure(config: pytest.Config) -> None:
 class Isolation:
     """Empties every in-memory cache and zeroes every cache's stats before each test."""
 
-    def __init__(self, config: pytest.Config, namespaces: RedisNamespaces | None) -> None:
-        self.isolate_by_default = bool(config.getini("conncache_isolate"))
+    def __init__(self, namespaces: RedisNamespaces | None) -> None:
         self.namespaces = namespaces
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         # Before any fixture of this test runs: what setup does counts, what
         # the previous test left behind does not.
-        isolate = _isolation_wanted(item, self.isolate_by_default)
+        isolate = _isolation_wanted(item)
         for cache in live_caches():
             # Only memory is emptied: the plugin never deletes data on a Redis
             # server it was not pointed at (--conncache-backend isolates the
@@ -185,7 +187,7 @@ class ReportCollector:
 class RedisNamespaces:
     """--conncache-backend: the singleton on Redis, in a namespace of its own per test."""
 
-    def __init__(self, config: pytest.Config, url: str) -> None:
+    def __init__(self, url: str) -> None:
         try:
             from ._redis import RedisBackend
         except ImportError as error:
@@ -200,7 +202,6 @@ class RedisNamespaces:
             self.base = RedisBackend.from_url(url, namespace=self.run_id)
         except ValueError as error:
             raise pytest.UsageError(f"--conncache-backend: bad URL {url!r}: {error}") from None
-        self.isolate_by_default = bool(config.getini("conncache_isolate"))
         self.count = 0
         self.current: Any = None
 
@@ -212,7 +213,7 @@ class RedisNamespaces:
         yield
         # After every fixture finalizer: the namespace goes unless the next
         # test wants this one's data (isolation off).
-        if nextitem is None or _isolation_wanted(nextitem, self.isolate_by_default):
+        if nextitem is None or _isolation_wanted(nextitem):
             self.leave()
 
     def pytest_unconfigure(self) -> None:
@@ -235,7 +236,7 @@ class RedisNamespaces:
         self.base.client.close()
 
 
-def _isolation_wanted(item: pytest.Item, default: bool) -> bool:
+def _isolation_wanted(item: pytest.Item) -> bool:
     marker = item.get_closest_marker(_MARKER)
     if marker is not None:
         unknown = set(marker.kwargs) - {"isolate"}
@@ -246,7 +247,7 @@ def _isolation_wanted(item: pytest.Item, default: bool) -> bool:
             )
         if "isolate" in marker.kwargs:
             return bool(marker.kwargs["isolate"])
-    return default
+    return item.config.stash[_ISOLATE_BY_DEFAULT]
 
 
 @pytest.fixture(name="frozen_clock")
@@ -301,9 +302,7 @@ def connection_cache_fixture(
     request: pytest.FixtureRequest,
 ) -> Generator[ConnectionCache[Any], None, None]:
     """The shared pytest_conncache.connection_cache, empty with zeroed stats, emptied after."""
-    node = request.node
-    default = bool(request.config.getini("conncache_isolate"))
-    isolate = _isolation_wanted(node, default) if isinstance(node, pytest.Item) else default
+    isolate = _isolation_wanted(request.node)
     # On Redis (--conncache-backend) each test has a fresh namespace already.
     in_memory = _singleton.backend is None
     if isolate and in_memory:

@@ -28,28 +28,30 @@ OVERHEAD_FIGURES = {"plugin_overhead_report"}
 REDIS_FIGURES = {"redis_get_hit", "redis_set", "redis_prefix_drop_vs_unlink"}
 
 
-def test_quick_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
-    output = tmp_path / "results.json"
+def run_benchmarks(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmarks *arguments`` from the repository root, free of this pytest's env."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")}
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--quick",
-            "--scale",
-            "0.01",
-            "--overhead-by",
-            "cpu",
-            "--json",
-            str(output),
-        ],
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *arguments],
         cwd=ROOT,
         capture_output=True,
         text=True,
         env=env,
         timeout=600,
         check=False,
+    )
+
+
+def test_quick_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    completed = run_benchmarks(
+        "--quick",
+        "--scale",
+        "0.01",
+        "--overhead-by",
+        "cpu",
+        "--json",
+        str(output),
     )
     assert completed.returncode == 0, completed.stderr
 
@@ -76,26 +78,14 @@ def test_overhead_by_instructions_counts_every_configuration(tmp_path: Path) -> 
     # valgrind is on the CI machine (.ci/run installs it); without it the
     # command must say so instead of falling back silently.
     output = tmp_path / "results.json"
-    env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")}
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "overhead",
-            "--scale",
-            "0.005",  # 10 tests: about half a minute under callgrind
-            "--overhead-by",
-            "instructions",
-            "--json",
-            str(output),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
+    completed = run_benchmarks(
+        "overhead",
+        "--scale",
+        "0.005",  # 10 tests: about half a minute under callgrind
+        "--overhead-by",
+        "instructions",
+        "--json",
+        str(output),
     )
     if shutil.which("valgrind") is None:
         assert completed.returncode != 0
