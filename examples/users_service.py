@@ -103,28 +103,28 @@ class UserConnections:
         self.cache = cache
 
     def get_user_connections(self, user_token: str) -> list[Connection]:
-        return self.cache.get_or_set(  # type: ignore[no-any-return]
+        return self.cache.get_or_set(
             user_connections_key(user_token),
             lambda: self.db.get_user_connections(user_token),
             ttl=USER_CONNECTIONS_TTL,
         )
 
     async def aget_user_connections(self, user_token: str) -> list[Connection]:
-        return await self.cache.aget_or_set(  # type: ignore[no-any-return]
+        return await self.cache.aget_or_set(
             user_connections_key(user_token),
             lambda: self.db.aget_user_connections(user_token),
             ttl=USER_CONNECTIONS_TTL,
         )
 
     def get_connection(self, connection_id: int) -> Connection:
-        return self.cache.get_or_set(  # type: ignore[no-any-return]
+        return self.cache.get_or_set(
             connection_key(connection_id),
             lambda: self.db.get_connection(connection_id),
             ttl=CONNECTION_TTL,
         )
 
     def get_user_record(self, user_token: str, connection_id: int) -> dict[str, Any]:
-        return self.cache.get_or_set(  # type: ignore[no-any-return]
+        return self.cache.get_or_set(
             user_record_key(user_token, connection_id),
             lambda: self.db.get_user_record(user_token, connection_id),
             ttl=USER_RECORD_TTL,

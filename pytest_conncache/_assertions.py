@@ -15,6 +15,7 @@ from . import _validate
 from ._cache import ConnectionCache
 from ._removals import Removal
 from ._singleton import connection_cache
+from ._store import Entry
 
 
 class _Anything:
@@ -31,7 +32,7 @@ def assert_cached(
     """Pass if ``key`` is live in ``cache`` (and equal to ``expected`` when given)."""
     __tracebackhide__ = True
     _validate.key(key)
-    entry, removal, now = cache._peek(key)
+    entry, removal, now = _peek(cache, key)
     if entry is not None and now < entry.expires_at:
         if expected is ANY or entry.value == expected:
             return
@@ -53,7 +54,7 @@ def assert_not_cached(key: str, *, cache: ConnectionCache[Any] = connection_cach
     """Pass if ``key`` is not live in ``cache``, whatever the reason."""
     __tracebackhide__ = True
     _validate.key(key)
-    entry, _, now = cache._peek(key)
+    entry, _, now = _peek(cache, key)
     if entry is not None and now < entry.expires_at:
         raise AssertionError(f"key {key!r} is still cached: {_live_story(entry, now)}")
 
@@ -62,7 +63,7 @@ def assert_invalidated(key: str, *, cache: ConnectionCache[Any] = connection_cac
     """Pass if ``key`` is not live and was removed by an invalidating call since the last reset."""
     __tracebackhide__ = True
     _validate.key(key)
-    entry, removal, now = cache._peek(key)
+    entry, removal, now = _peek(cache, key)
     if entry is not None and now < entry.expires_at:
         raise AssertionError(
             f"key {key!r} was not invalidated: it is still cached: {_live_story(entry, now)}"
@@ -85,6 +86,11 @@ def assert_invalidated(key: str, *, cache: ConnectionCache[Any] = connection_cac
     )
 
 
+def _peek(cache: ConnectionCache[Any], key: str) -> tuple[Entry | None, Removal | None, float]:
+    """(stored entry, last removal, now), without touching any counter."""
+    return cache.peek_entry(key), cache.last_removal(key), cache.now()
+
+
 def _live_story(entry: Any, now: float) -> str:
     left = entry.expires_at - now
     expiry = "never expires" if math.isinf(left) else f"expires in {_duration(left)}"
@@ -105,15 +111,26 @@ def _similar(key: str, cache: ConnectionCache[Any]) -> str:
     Recently removed keys are candidates too, with what became of them, so
     that a typo in an invalidation check points at the key really removed.
     """
-    stored, removed, now = cache._similar_candidates()
-    candidates: dict[str, str] = dict.fromkeys(stored, "cached")
-    for k, removal in removed.items():
-        candidates.setdefault(k, _removal_story(removal, now, cache).removeprefix("it "))
-    matches = difflib.get_close_matches(key, list(candidates), n=3, cutoff=0.6)
+    stored = set(cache.keys())
+    removed = cache.removals()
+    candidates = (stored | set(removed)) - {key}
+    matches = difflib.get_close_matches(key, sorted(candidates), n=3, cutoff=0.6)
     if not matches:
         return f"\n(the cache holds {len(stored)} entries; no stored or removed key is similar)"
-    listed = "\n".join(f"  {match!r} ({candidates[match]})" for match in matches)
+    listed = "\n".join(f"  {match!r} ({_state(cache, match)})" for match in matches)
     return f"\nsimilar keys:\n{listed}"
+
+
+def _state(cache: ConnectionCache[Any], key: str) -> str:
+    """What became of ``key``, as it is now: cached, expired, or how it was removed."""
+    entry, removal, now = _peek(cache, key)
+    if entry is not None:
+        if now < entry.expires_at:
+            return "cached"
+        return f"expired {_ago(now - entry.expires_at)}, still stored"
+    if removal is not None:
+        return _removal_story(removal, now, cache).removeprefix("it ")
+    return "no longer stored"
 
 
 def _duration(seconds: float) -> str:

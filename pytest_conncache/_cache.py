@@ -1,104 +1,55 @@
-"""ConnectionCache: a thread-safe in-memory TTL cache with prefix and regex invalidation."""
+"""ConnectionCache: the public API, sync and async, each method written once over a store.
+
+The steps every method shares (counting, notifying, faults, the stale-flight
+rule) are in ``_core.py``; ``get_or_set`` and ``aget_or_set`` in
+``_cacheaside.py``; where entries live, in the store (``_memory.py``,
+``_redis_store.py``). An awaitable twin differs from its sync method only in
+awaiting the store.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import heapq
-import math
 import re
-import threading
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
-from itertools import islice
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from typing import Any, TypeVar, overload
 
 from . import _validate
-from ._clock import Clock, DefaultClock, FixedClock, default_clock
-from ._flight import Flight
-from ._hooks import observers
-from ._keyindex import LOAD, SortedKeys
-from ._registry import track
-from ._removals import REMOVAL_MEMORY, Removal, RemovalLog
+from ._cacheaside import CacheAside
+from ._clock import Clock
+from ._core import DEFAULT_TTL, MISSING, any_key
+from ._memory import MemoryStore
+from ._removals import Removal
 from ._stats import CacheStats
+from ._store import Backend, CorruptEntry, Entry, Store
 from ._validate import Seconds
 
-if TYPE_CHECKING:
-    from ._backend import Backend, BoundBackend
+__all__ = ["DEFAULT_TTL", "ConnectionCache"]
 
 V = TypeVar("V")
 D = TypeVar("D")
 
-DEFAULT_TTL = 300.0
 
-
-class _Entry:
-    """One stored value. Never mutated: a set stores a new entry.
-
-    Entries order by expiry so that bounded caches can keep them in a heap
-    and find expired ones first without scanning.
-    """
-
-    __slots__ = ("key", "value", "expires_at", "ttl")
-
-    def __init__(self, key: str, value: Any, expires_at: float, ttl: float) -> None:
-        self.key = key
-        self.value = value
-        self.expires_at = expires_at
-        self.ttl = ttl
-
-    def __lt__(self, other: _Entry) -> bool:
-        return self.expires_at < other.expires_at
-
-
-def _consume_exception(task: asyncio.Task[Any]) -> None:
-    # Every caller may have been cancelled while the factory ran; fetch the
-    # exception so asyncio does not log it as never retrieved.
-    if not task.cancelled():
-        task.exception()
-
-
-class ConnectionCache(Generic[V]):
+class ConnectionCache(CacheAside[V]):
     """A TTL cache for the results of slow calls, keyed by ``str``.
 
     ``default_ttl`` is in seconds (or a ``timedelta``) and must be > 0;
     ``math.inf`` means entries never expire. ``clock`` is any zero-argument
     callable returning seconds; with None the cache reads the process default
-    clock (``time.monotonic`` unless ``frozen_clock`` redirected it).
-    ``max_entries`` bounds the cache: a new key past it removes expired
-    entries first, then the least recently used live ones.
+    clock (``time.monotonic`` unless ``frozen_clock`` redirected it; wall time
+    on a store shared between processes). ``max_entries`` bounds an
+    in-memory cache: a new key past it removes expired entries first, then
+    the least recently used live ones.
     """
 
-    def __init__(
-        self,
-        default_ttl: Seconds = DEFAULT_TTL,
-        *,
-        clock: Clock | None = None,
-        max_entries: int | None = None,
-    ) -> None:
-        self._default_ttl = _validate.seconds(default_ttl, "default_ttl")
-        self._max_entries = _validate.max_entries(max_entries)
-        if clock is not None:
-            _validate.callable_(clock, "clock")
-        self._clock: DefaultClock | FixedClock = (
-            default_clock if clock is None else FixedClock(clock)
-        )
-        self._lock = threading.RLock()
-        # Bounded caches keep recency order (OrderedDict.move_to_end on hits)
-        # and an expiry heap; unbounded ones need neither and skip the cost.
-        self._data: dict[str, _Entry] = OrderedDict() if self._max_entries is not None else {}
-        self._heap: list[_Entry] | None = [] if self._max_entries is not None else None
-        self._index = SortedKeys()
-        self._removed = RemovalLog(REMOVAL_MEMORY)
-        self._flights: dict[str, Flight] = {}
-        self._async_flights: dict[
-            tuple[asyncio.AbstractEventLoop, str], tuple[asyncio.Task[Any], Flight]
-        ] = {}
-        self._hits = self._misses = self._sets = 0
-        self._invalidations = self._expirations = self._evictions = 0
-        self._backend: BoundBackend | None = None  # see use_backend
-        track(self)
-
-    # -- introspection -----------------------------------------------------
+    # -- introspection -------------------------------------------------------------
 
     @property
     def default_ttl(self) -> float:
@@ -111,132 +62,28 @@ class ConnectionCache(Generic[V]):
     @property
     def clock(self) -> Clock:
         """The callable this cache reads its time from."""
-        if self._backend is not None:
-            return self._backend.clock()
-        return self._clock.read if isinstance(self._clock, FixedClock) else default_clock
+        if self._fixed_clock is not None:
+            return self._fixed_clock.source
+        return self._clock
 
     def now(self) -> float:
         """The cache's current clock reading, in seconds."""
         return self._clock.read()
 
-    def __repr__(self) -> str:
-        if self._backend is not None:
-            return self._backend.describe()
-        return (
-            f"<ConnectionCache entries={len(self._data)} default_ttl={self._default_ttl!r}"
-            f" max_entries={self._max_entries!r}>"
-        )
-
-    # -- reads -------------------------------------------------------------
-
-    @overload
-    def get(self, key: str) -> V | None: ...
-    @overload
-    def get(self, key: str, default: D) -> V | D: ...
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The live value stored under ``key``, else ``default``."""
-        # The hottest path. Explicit acquire/release instead of ``with``:
-        # measured on CPython 3.11, ``with self._lock`` made a hit about 40%
-        # slower (python -m benchmarks core).
-        lock = self._lock
-        lock.acquire()
-        try:
-            entry = self._data.get(key) if type(key) is str else self._checked_lookup(key)
-            if entry is not None:
-                if self._clock.read() < entry.expires_at:
-                    self._hits += 1
-                    if self._heap is not None:
-                        self._data.move_to_end(key)  # type: ignore[attr-defined]
-                    if observers.active:
-                        observers.hook.conncache_hit(cache=self, key=key)
-                    return entry.value
-                self._expire(entry)
-            self._misses += 1
-            if observers.active:
-                observers.hook.conncache_miss(cache=self, key=key)
-            return default
-        finally:
-            lock.release()
-
-    def _checked_lookup(self, key: object) -> _Entry | None:
-        return self._data.get(_validate.key(key))
-
-    def __contains__(self, key: object) -> bool:
-        """Live check: stored and not expired. Peeks: no counter, no recency."""
-        if self._backend is not None:
-            return self._backend.contains(key)
-        with self._lock:
-            entry = self._data.get(_validate.key(key))
-            return entry is not None and self._clock.read() < entry.expires_at
-
-    def has(self, key: str) -> bool:
-        """Stored, regardless of expiration (as in the seed). Peeks."""
-        with self._lock:
-            return _validate.key(key) in self._data
-
-    def size(self) -> int:
-        """Stored entries, expired ones not yet removed included."""
-        return len(self._data)
-
-    def __len__(self) -> int:
-        if self._backend is not None:
-            return self._backend.size()
-        return len(self._data)
-
-    def keys(self) -> list[str]:
-        """The stored keys, as ``size()`` counts them, in storage order."""
-        with self._lock:
-            return list(self._data)
-
-    def ttl_remaining(self, key: str) -> float | None:
-        """Seconds left for a live entry, ``math.inf`` if it never expires, else None."""
-        with self._lock:
-            entry = self._data.get(_validate.key(key))
-            if entry is None:
-                return None
-            left = entry.expires_at - self._clock.read()
-            return left if left > 0 else None
-
-    @property
-    def stats(self) -> CacheStats:
-        if self._backend is not None:
-            return self._backend.stats()
-        return self._counters()
-
-    def reset_stats(self) -> None:
-        """Zero the counters and forget which keys were removed."""
-        with self._lock:
-            self._zero_counters()
-
-    def _counters(self, errors: int = 0) -> CacheStats:
-        with self._lock:
-            return CacheStats(
-                hits=self._hits,
-                misses=self._misses,
-                sets=self._sets,
-                invalidations=self._invalidations,
-                expirations=self._expirations,
-                evictions=self._evictions,
-                errors=errors,
-            )
-
-    def _zero_counters(self) -> None:
-        """Under the lock: what reset_stats does (backends add their own counters)."""
-        self._hits = self._misses = self._sets = 0
-        self._invalidations = self._expirations = self._evictions = 0
-        if self._removed:
-            self._removed.clear()
-
-    # -- storage backend ---------------------------------------------------
-    # A backend installs its own methods on this instance (see _backend.py),
-    # so the in-memory methods pay nothing for it; only the properties and
-    # dunder methods, which Python looks up on the type, check _backend.
-
     @property
     def backend(self) -> Backend | None:
         """The storage backend (e.g. a ``RedisBackend``), or None in memory."""
-        return None if self._backend is None else self._backend.backend
+        return self._backend
+
+    @property
+    def shared(self) -> bool:
+        """True when other processes see this cache's entries (a Redis backend)."""
+        return self._store.shared
+
+    def __repr__(self) -> str:
+        return f"<ConnectionCache {self._store.describe()} default_ttl={self._default_ttl!r}>"
+
+    # -- the storage backend ---------------------------------------------------------
 
     def use_backend(self, backend: Backend | None) -> None:
         """Keep this cache's entries in ``backend`` from now on; None: in memory again.
@@ -246,20 +93,19 @@ class ConnectionCache(Generic[V]):
 
             connection_cache.use_backend(RedisBackend.from_url(url, namespace="myapp"))
 
-        Entries held in memory are dropped on every switch (uncounted), so
-        none resurfaces later; counters carry on.
+        Entries held in memory are dropped (uncounted), so none resurfaces
+        later; counters carry on. Entries on a server stay where they are.
         """
+        store: Store = (
+            MemoryStore(self._max_entries)
+            if backend is None
+            else backend.open_store(max_entries=self._max_entries)
+        )
         with self._lock:
-            bound = None if backend is None else backend.bind(self)
-            if self._backend is not None:
-                for name in self._backend.methods():
-                    vars(self).pop(name, None)
-            if self._flights or self._async_flights:
-                self._mark_stale(lambda key: True)
-            self._drop_all()
-            self._backend = bound
-            if bound is not None:
-                vars(self).update(bound.methods())
+            old, self._store, self._backend = self._store, store, backend
+            self._clock = self._clock_for(store)
+            self._mark_stale(any_key)
+        old.close()
 
     @classmethod
     def from_url(
@@ -281,414 +127,371 @@ class ConnectionCache(Generic[V]):
         cache.use_backend(RedisBackend.from_url(url, namespace=namespace, **options))
         return cache
 
-    # -- writes ------------------------------------------------------------
+    # -- reads ---------------------------------------------------------------------
+
+    @overload
+    def get(self, key: str) -> V | None: ...
+    @overload
+    def get(self, key: str, default: D) -> V | D: ...
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The live value stored under ``key``, else ``default``."""
+        if type(key) is not str or not key.isascii():
+            _validate.key(key)
+        try:
+            entry = self._store.lookup(key)
+        except Exception as error:
+            entry = self._read_failed(error)
+        value = self._answer(key, entry)
+        if value is MISSING:
+            self._drop_expired(self._expired(entry))
+            self._count_miss(key)
+            return default
+        return value
+
+    @overload
+    async def aget(self, key: str) -> V | None: ...
+    @overload
+    async def aget(self, key: str, default: D) -> V | D: ...
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        """``get``, awaitable."""
+        _validate.key(key)
+        try:
+            entry = await self._store.alookup(key)
+        except Exception as error:
+            entry = self._read_failed(error)
+        value = self._answer(key, entry)
+        if value is MISSING:
+            await self._adrop_expired(self._expired(entry))
+            self._count_miss(key)
+            return default
+        return value
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, V]:
+        """The live values of those ``keys`` that are live; each key a hit or a miss."""
+        wanted = list(dict.fromkeys(_validate.keys(keys)))
+        try:
+            entries = self._store.lookup_many(wanted)
+        except Exception as error:
+            entries = [self._read_failed(error)] * len(wanted)
+        found, expired = self._answer_many(wanted, entries)
+        if expired:
+            self._drop_expired(expired)
+        return self._count_many_misses(wanted, found)
+
+    async def aget_many(self, keys: Iterable[str]) -> dict[str, V]:
+        """``get_many``, awaitable."""
+        wanted = list(dict.fromkeys(_validate.keys(keys)))
+        try:
+            entries = await self._store.alookup_many(wanted)
+        except Exception as error:
+            entries = [self._read_failed(error)] * len(wanted)
+        found, expired = self._answer_many(wanted, entries)
+        if expired:
+            await self._adrop_expired(expired)
+        return self._count_many_misses(wanted, found)
+
+    def _answer_many(
+        self, keys: list[str], entries: Sequence[Entry | None]
+    ) -> tuple[dict[str, Any], list[Entry]]:
+        found: dict[str, Any] = {}
+        expired: list[Entry] = []
+        for key, entry in zip(keys, entries, strict=True):
+            value = self._answer(key, entry)
+            if value is not MISSING:
+                found[key] = value
+            else:
+                expired += self._expired(entry)
+        return found, expired
+
+    def _count_many_misses(self, keys: list[str], found: dict[str, Any]) -> dict[str, Any]:
+        for key in keys:
+            if key not in found:
+                self._count_miss(key)
+        return found
+
+    def __contains__(self, key: object) -> bool:
+        """Live check: stored and not expired. Peeks: no counter, no recency."""
+        return self._is_live(self._peek(_validate.key(key)))
+
+    def has(self, key: str) -> bool:
+        """Stored, regardless of expiration (as in the seed). Peeks."""
+        return self._store.contains(_validate.key(key))
+
+    async def ahas(self, key: str) -> bool:
+        """``has``, awaitable."""
+        return await self._store.acontains(_validate.key(key))
+
+    def size(self) -> int:
+        """Stored entries, expired ones not yet removed included."""
+        return self._store.size()
+
+    async def asize(self) -> int:
+        """``size``, awaitable."""
+        return await self._store.asize()
+
+    def __len__(self) -> int:
+        return self._store.size()
+
+    def keys(self) -> list[str]:
+        """The stored keys, as ``size()`` counts them (in memory in storage order)."""
+        return self._store.keys()
+
+    async def akeys(self) -> list[str]:
+        """``keys``, awaitable."""
+        return await self._store.akeys()
+
+    def ttl_remaining(self, key: str) -> float | None:
+        """Seconds left for a live entry, ``math.inf`` if it never expires, else None."""
+        return self._seconds_left(self._peek(_validate.key(key)))
+
+    async def attl_remaining(self, key: str) -> float | None:
+        """``ttl_remaining``, awaitable."""
+        return self._seconds_left(await self._apeek(_validate.key(key)))
+
+    def peek_entry(self, key: str) -> Entry | None:
+        """The stored entry (value, ``expires_at``, ``ttl``), live or not; None if absent.
+
+        Counts nothing and refreshes no recency (the assertion helpers use it).
+        An entry this package cannot read back counts as absent.
+        """
+        return self._peek(_validate.key(key))
+
+    def last_removal(self, key: str) -> Removal | None:
+        """Why and when ``key`` last left this cache, if it is in the removal record."""
+        with self._lock:
+            return self._removed.get(key)
+
+    def removals(self) -> dict[str, Removal]:
+        """The removal record: the most recently removed keys, oldest first."""
+        with self._lock:
+            return self._removed.snapshot()
+
+    def _peek(self, key: str) -> Entry | None:
+        try:
+            return self._visible(self._store.peek(key))
+        except CorruptEntry:
+            return None
+
+    async def _apeek(self, key: str) -> Entry | None:
+        try:
+            return self._visible(await self._store.apeek(key))
+        except CorruptEntry:
+            return None
+
+    # -- stats -----------------------------------------------------------------------
+
+    @property
+    def stats(self) -> CacheStats:
+        """A snapshot of the counters (see ``CacheStats``)."""
+        return self._snapshot()
+
+    def reset_stats(self) -> None:
+        """Zero the counters and forget which keys were removed."""
+        self._zero()
+
+    def reset(self, *, empty: bool = True) -> None:
+        """For test isolation: zero the stats and, with ``empty``, drop every entry.
+
+        Unlike ``clear`` the removals count nothing and reach no observer. On a
+        shared store ``empty`` deletes the entries of this cache's namespace
+        for every process.
+        """
+        if empty:
+            with self._lock:
+                self._mark_stale(any_key)
+            self._store.wipe()
+        self.reset_stats()
+
+    # -- writes ----------------------------------------------------------------------
 
     def set(self, key: str, data: V, ttl: Seconds | None = None) -> None:
         """Store ``data`` under ``key`` for ``ttl`` seconds (default: the cache's)."""
-        seconds = self._default_ttl if ttl is None else _validate.seconds(ttl, "ttl")
-        if type(key) is not str:
-            _validate.key(key)
-        lock = self._lock  # acquire/release, not ``with``: see get()
-        lock.acquire()
+        entry, now = self._new_entry(key, data, self._ttl(ttl))
+        if self._flights or self._async_flights:
+            self._mark_stale(key.__eq__)  # before the write: see _cacheaside
         try:
-            self._store(key, data, seconds)
-            if self._flights or self._async_flights:
-                self._mark_stale(key.__eq__)
-        finally:
-            lock.release()
+            displaced = self._store.put(entry, now)
+        except Exception as error:
+            self._write_failed(error)
+            return
+        self._count_set(key, displaced, now)
 
-    def _store(self, key: str, value: Any, seconds: float) -> None:
-        """Store under the lock and count one set."""
-        data = self._data
+    async def aset(self, key: str, data: V, ttl: Seconds | None = None) -> None:
+        """``set``, awaitable."""
+        entry, now = self._new_entry(key, data, self._ttl(ttl))
+        if self._flights or self._async_flights:
+            self._mark_stale(key.__eq__)
+        try:
+            displaced = await self._store.aput(entry, now)
+        except Exception as error:
+            self._write_failed(error)
+            return
+        self._count_set(key, displaced, now)
+
+    def set_many(self, mapping: Mapping[str, V], ttl: Seconds | None = None) -> None:
+        """Store every pair of ``mapping`` with the same ``ttl``; one round trip on Redis."""
+        entries, now = self._new_entries(mapping, ttl)
+        try:
+            displaced = self._store.put_many(entries, now)
+        except Exception as error:
+            self._write_failed(error)
+            return
+        self._count_sets(entries, displaced, now)
+
+    async def aset_many(self, mapping: Mapping[str, V], ttl: Seconds | None = None) -> None:
+        """``set_many``, awaitable."""
+        entries, now = self._new_entries(mapping, ttl)
+        try:
+            displaced = await self._store.aput_many(entries, now)
+        except Exception as error:
+            self._write_failed(error)
+            return
+        self._count_sets(entries, displaced, now)
+
+    def _new_entries(
+        self, mapping: Mapping[str, Any], ttl: Seconds | None
+    ) -> tuple[list[Entry], float]:
+        if not isinstance(mapping, Mapping):
+            raise TypeError(
+                f"mapping must be a Mapping of str to values, got {_validate.shown(mapping)} "
+                f"({type(mapping).__name__})"
+            )
+        _validate.keys(mapping, "mapping keys")
+        seconds = self._ttl(ttl)
         now = self._clock.read()
-        entry = _Entry(key, value, now + seconds, seconds)
-        if key in data:
-            data[key] = entry
-            if self._heap is not None:
-                data.move_to_end(key)  # type: ignore[attr-defined]
-        else:
-            if self._max_entries is not None and len(data) >= self._max_entries:
-                self._make_room(now)
-            data[key] = entry
-            self._index.add(key)
-            if self._removed:
-                self._removed.forget(key)
-        if self._heap is not None and seconds != math.inf:
-            self._push_expiry(entry)
-        self._sets += 1
-        if observers.active:
-            observers.hook.conncache_set(cache=self, key=key)
+        entries = [self._new_entry(key, value, seconds, now)[0] for key, value in mapping.items()]
+        if self._flights or self._async_flights:
+            wanted = set(mapping)
+            self._mark_stale(wanted.__contains__)
+        return entries, now
 
-    def _push_expiry(self, entry: _Entry) -> None:
-        heap = self._heap
-        assert heap is not None
-        heapq.heappush(heap, entry)
-        # Replaced and removed entries stay in the heap until popped; rebuild
-        # once they outnumber the live ones so the heap stays O(entries).
-        if len(heap) > 2 * len(self._data) + LOAD:
-            live = [e for e in self._data.values() if e.expires_at != math.inf]
-            heapq.heapify(live)
-            self._heap = live
-
-    def _make_room(self, now: float) -> None:
-        """Free one slot: every expired entry first, else the least recently used."""
-        data = self._data
-        heap = self._heap
-        assert heap is not None
-        while heap and heap[0].expires_at <= now:
-            candidate = heapq.heappop(heap)
-            if data.get(candidate.key) is candidate:
-                self._expire(candidate)
-        if len(data) >= self._max_entries:  # type: ignore[operator]
-            key, entry = data.popitem(last=False)  # type: ignore[call-arg]
-            self._index.discard(key)
-            self._evictions += 1
-            self._removed.record(key, Removal("evicted", now, entry.ttl))
-            if observers.active:
-                observers.hook.conncache_eviction(cache=self, key=key)
-
-    def _expire(self, entry: _Entry) -> None:
-        """Remove an expired entry under the lock and count one expiration."""
-        del self._data[entry.key]
-        self._index.discard(entry.key)
-        self._expirations += 1
-        self._removed.record(entry.key, Removal("expired", entry.expires_at, entry.ttl))
-        if observers.active:
-            observers.hook.conncache_expiration(cache=self, key=entry.key)
-
-    # -- invalidation ------------------------------------------------------
+    # -- invalidation ----------------------------------------------------------------
 
     def invalidate(self, key: str) -> bool:
         """Remove ``key``; True if an entry was stored."""
-        _validate.key(key)
-        with self._lock:
-            if self._flights or self._async_flights:
-                self._mark_stale(key.__eq__)
-            if key not in self._data:
-                return False
-            self._remove_many([key], "invalidate")
-            return True
+        keys, now = self._doomed([_validate.key(key)])
+        return self._removed_from(lambda: self._store.remove(keys), now, "invalidate") > 0
+
+    async def ainvalidate(self, key: str) -> bool:
+        """``invalidate``, awaitable."""
+        keys, now = self._doomed([_validate.key(key)])
+        return await self._aremoved_from(self._store.aremove(keys), now, "invalidate") > 0
+
+    def invalidate_many(self, keys: Iterable[str]) -> int:
+        """Remove the listed keys; how many were stored. One round trip on Redis."""
+        doomed, now = self._doomed(_validate.keys(keys))
+        return self._removed_from(lambda: self._store.remove(doomed), now, "invalidate_many")
+
+    async def ainvalidate_many(self, keys: Iterable[str]) -> int:
+        """``invalidate_many``, awaitable."""
+        doomed, now = self._doomed(_validate.keys(keys))
+        return await self._aremoved_from(self._store.aremove(doomed), now, "invalidate_many")
+
+    def _doomed(self, keys: list[str]) -> tuple[list[str], float]:
+        """Before removing ``keys``: read the clock, and mark their flights stale."""
+        now = self._clock.read()
+        if self._flights or self._async_flights:
+            wanted = set(keys)
+            self._mark_stale(wanted.__contains__)
+        return keys, now
 
     def invalidate_pattern(self, pattern: str | re.Pattern[str]) -> int:
         """Remove every key where ``pattern.search(key)`` matches; return how many.
 
         Unanchored patterns match anywhere, like JavaScript's ``RegExp.test``.
         """
+        search, now = self._pattern_doomed(pattern)
+        return self._drain(self._store.remove_matching(search), now, "invalidate_pattern")
+
+    async def ainvalidate_pattern(self, pattern: str | re.Pattern[str]) -> int:
+        """``invalidate_pattern``, awaitable; on Redis it awaits between SCAN batches."""
+        search, now = self._pattern_doomed(pattern)
+        return await self._adrain(self._store.aremove_matching(search), now, "invalidate_pattern")
+
+    def _pattern_doomed(self, pattern: str | re.Pattern[str]) -> tuple[Callable[[str], Any], float]:
         search = _validate.pattern(pattern).search
-        with self._lock:
-            doomed = [key for key in self._data if search(key)]
-            if self._flights or self._async_flights:
-                self._mark_stale(lambda key: search(key) is not None)
-            self._remove_many(doomed, "invalidate_pattern")
-            return len(doomed)
+        now = self._clock.read()
+        self._mark_stale(search)
+        return search, now
 
     def invalidate_prefix(self, prefix: str) -> int:
         """Remove every key that starts with the literal ``prefix``; return how many.
 
-        Uses the sorted key index: the cost grows with the keys removed, not
-        with the size of the cache.
+        Uses the store's sorted key index: the cost grows with the keys
+        removed, not with the size of the cache.
         """
+        now = self._prefix_doomed(prefix)
+        return self._drain(self._store.remove_prefix(prefix), now, "invalidate_prefix")
+
+    async def ainvalidate_prefix(self, prefix: str) -> int:
+        """``invalidate_prefix``, awaitable."""
+        now = self._prefix_doomed(prefix)
+        return await self._adrain(self._store.aremove_prefix(prefix), now, "invalidate_prefix")
+
+    def _prefix_doomed(self, prefix: str) -> float:
         _validate.key(prefix, "prefix")
-        with self._lock:
-            doomed = self._index.pop_prefix(prefix)
-            if self._flights or self._async_flights:
-                self._mark_stale(lambda key: key.startswith(prefix))
-            self._remove_many(doomed, "invalidate_prefix", indexed=False)
-            return len(doomed)
+        now = self._clock.read()
+        self._mark_stale(lambda key: key.startswith(prefix))
+        return now
 
     def clear(self) -> None:
         """Remove every entry; each one counts as an invalidation."""
-        with self._lock:
-            if self._flights or self._async_flights:
-                self._mark_stale(lambda key: True)
-            now = self._clock.read()
-            data = self._data
-            self._invalidations += len(data)
-            recent = islice(reversed(data.values()), REMOVAL_MEMORY)
-            self._removed.record_many(
-                (e.key, Removal("clear", now, e.ttl)) for e in reversed(list(recent))
-            )
-            if observers.active:
-                for key in list(data):
-                    observers.hook.conncache_invalidation(cache=self, key=key, how="clear")
-            self._drop_all()
+        now = self._all_doomed()
+        self._drain(self._store.remove_all(), now, "clear")
 
-    def _remove_many(self, keys: list[str], how: str, *, indexed: bool = True) -> None:
-        """Remove stored ``keys`` under the lock, counting each as an invalidation.
+    async def aclear(self) -> None:
+        """``clear``, awaitable."""
+        now = self._all_doomed()
+        await self._adrain(self._store.aremove_all(), now, "clear")
 
-        ``indexed=False``: the caller already took the keys out of the index.
-        """
-        if not keys:
-            return
-        data = self._data
+    def _all_doomed(self) -> float:
         now = self._clock.read()
-        entries = [data.pop(key) for key in keys]
-        if indexed:
-            self._unindex(keys)
-        self._invalidations += len(keys)
-        self._removed.record_many(
-            (e.key, Removal(how, now, e.ttl)) for e in entries[-REMOVAL_MEMORY:]
-        )
-        if observers.active:
-            for key in keys:
-                observers.hook.conncache_invalidation(cache=self, key=key, how=how)
-
-    def _unindex(self, keys: list[str]) -> None:
-        """Drop keys that just left ``_data`` from the prefix index."""
-        index = self._index
-        # Past about 1/16 of the index, one linear pass beats a binary
-        # search and a list deletion per key.
-        if len(keys) * 16 > len(index):
-            index.retain(self._data)
-        else:
-            for key in keys:
-                index.discard(key)
+        self._mark_stale(any_key)
+        return now
 
     def purge_expired(self) -> int:
         """Remove every expired entry now; return how many."""
-        with self._lock:
-            now = self._clock.read()
-            data = self._data
-            expired = [e for e in data.values() if now >= e.expires_at]
-            for entry in expired:
-                del data[entry.key]
-            self._unindex([e.key for e in expired])
-            self._expirations += len(expired)
-            self._removed.record_many(
-                (e.key, Removal("expired", e.expires_at, e.ttl)) for e in expired[-REMOVAL_MEMORY:]
-            )
-            if observers.active:
-                for entry in expired:
-                    observers.hook.conncache_expiration(cache=self, key=entry.key)
-            return len(expired)
+        now = self._clock.read()
+        purged = 0
+        with self._guard(self._store.fail_open_invalidations):
+            for expired in self._store.purge_expired(now):
+                purged += self._count_expired(expired)
+        return purged
 
-    def _drop_all(self) -> None:
-        self._data.clear()
-        self._index.clear()
-        if self._heap is not None:
-            self._heap.clear()
+    async def apurge_expired(self) -> int:
+        """``purge_expired``, awaitable."""
+        now = self._clock.read()
+        purged = 0
+        with self._guard(self._store.fail_open_invalidations):
+            async for expired in self._store.apurge_expired(now):
+                purged += self._count_expired(expired)
+        return purged
 
-    def _wipe(self) -> None:
-        """Empty the cache without counting or notifying (for test isolation)."""
-        with self._lock:
-            if self._flights or self._async_flights:
-                self._mark_stale(lambda key: True)
-            if self._data:
-                self._drop_all()
+    def _removed_from(self, remove: Callable[[], list[str]], now: float, how: str) -> int:
+        removed: list[str] = []
+        with self._guard(self._store.fail_open_invalidations):
+            removed = remove()
+        return self._count_removed(removed, now, how)
 
-    def _start_test(self, wipe: bool) -> None:
-        """Before each test: zero the stats and, if ``wipe``, empty the cache.
+    async def _aremoved_from(self, removal: Awaitable[list[str]], now: float, how: str) -> int:
+        removed: list[str] = []
+        with self._guard(self._store.fail_open_invalidations):
+            removed = await removal
+        return self._count_removed(removed, now, how)
 
-        The plugin calls this for every cache before every test, so an
-        untouched cache costs one lock and a few truth tests.
-        """
-        with self._lock:
-            if wipe:
-                self._wipe()
-            self._zero_counters()
+    def _drain(self, batches: Iterator[list[str]], now: float, how: str) -> int:
+        """Count each batch a removal yields as it goes; a fault ends it (see _guard)."""
+        removed = 0
+        with self._guard(self._store.fail_open_invalidations):
+            for keys in batches:
+                removed += self._count_removed(keys, now, how)
+        return removed
 
-    def _mark_stale(self, matches: Callable[[str], bool]) -> None:
-        """Keep running factories of matching keys from storing what they return."""
-        for key, flight in self._flights.items():
-            if matches(key):
-                flight.stale = True
-        for (_, key), (_, flight) in self._async_flights.items():
-            if matches(key):
-                flight.stale = True
-
-    # -- cache-aside -------------------------------------------------------
-
-    def get_or_set(self, key: str, factory: Callable[[], V], ttl: Seconds | None = None) -> V:
-        """The live value, or ``factory()`` called once, stored and returned.
-
-        Concurrent callers of one key share one factory call; a factory that
-        raises stores nothing, and every waiting caller gets its exception.
-        """
-        seconds = self._default_ttl if ttl is None else _validate.seconds(ttl, "ttl")
-        if type(key) is not str:  # inline, so a hit pays no extra call
-            _validate.key(key)
-        _validate.callable_(factory, "factory")
-        lock = self._lock  # acquire/release, not ``with``: see get()
-        lock.acquire()
-        try:
-            hit, value = self._lookup(key)
-            if hit:
-                return value  # type: ignore[no-any-return]
-            flight, leader = self._join_flight(key)
-        finally:
-            lock.release()
-        if not leader:
-            return self._wait_for_flight(key, flight)  # type: ignore[no-any-return]
-        try:
-            value = factory()
-        except BaseException as error:
-            with self._lock:
-                self._forget_flight(key, flight)
-            flight.fail(error)
-            raise
-        with self._lock:
-            self._forget_flight(key, flight)
-            if not flight.stale:
-                self._store(key, value, seconds)
-        flight.resolve(value)
-        return value
-
-    def _join_flight(self, key: str) -> tuple[Flight, bool]:
-        """Under the lock: the flight computing ``key``, and whether this caller leads it.
-
-        A stale flight predates a write or invalidation of its key: a caller
-        arriving after that change starts a fresh call instead, counted as
-        the miss. The Redis backend shares this.
-        """
-        flight = self._flights.get(key)
-        if flight is not None and not flight.stale:
-            return flight, False
-        flight = self._flights[key] = Flight(key)
-        self._count_miss(key)
-        return flight, True
-
-    def _wait_for_flight(self, key: str, flight: Flight) -> Any:
-        """A waiter's answer: the leader's value (a hit) or its exception (a miss)."""
-        try:
-            value = flight.result()
-        except BaseException:
-            with self._lock:
-                self._count_miss(key)  # served no value: a miss
-            raise
-        self._count_hit(key)
-        return value
-
-    def _forget_flight(self, key: str, flight: Flight) -> None:
-        # A later caller may have replaced a stale flight: leave that one.
-        if self._flights.get(key) is flight:
-            del self._flights[key]
-
-    async def aget_or_set(
-        self, key: str, factory: Callable[[], Awaitable[V]], ttl: Seconds | None = None
-    ) -> V:
-        """``get_or_set`` for an async factory: concurrent coroutines share one await.
-
-        The factory runs in its own task, so cancelling one waiting caller
-        does not cancel the computation the others wait for.
-        """
-        seconds = self._default_ttl if ttl is None else _validate.seconds(ttl, "ttl")
-        _validate.key(key)
-        _validate.callable_(factory, "factory")
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            hit, value = self._lookup(key)
-            if hit:
-                return value  # type: ignore[no-any-return]
-            task, leader = self._join_async_flight(
-                loop, key, lambda flight: self._fill(loop, key, factory, seconds, flight)
-            )
-        return await self._await_async_flight(key, task, leader)  # type: ignore[no-any-return]
-
-    def _join_async_flight(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        key: str,
-        fill: Callable[[Flight], Coroutine[Any, Any, Any]],
-        count_miss: bool = True,
-    ) -> tuple[asyncio.Task[Any], bool]:
-        """Under the lock: the task computing ``key`` on ``loop``, and whether this caller leads it.
-
-        A stale flight predates a write or invalidation of its key, so the
-        caller starts a fresh one with ``fill(flight)``, counted as the miss
-        unless ``count_miss`` is off (the Redis backend looks up inside
-        ``fill`` and counts there).
-        The task survives a cancelled caller (``shield``), so other waiters
-        still get its value. The Redis backend shares this.
-        """
-        running = self._async_flights.get((loop, key))
-        if running is not None and not running[1].stale:
-            if running[0] is asyncio.current_task():
-                raise RecursionError(
-                    f"aget_or_set({key!r}) was awaited from its own factory; "
-                    "the task would wait for itself forever"
-                )
-            return running[0], False
-        flight = Flight(key)
-        task = loop.create_task(fill(flight))
-        task.add_done_callback(_consume_exception)
-        self._async_flights[(loop, key)] = (task, flight)
-        if count_miss:
-            self._count_miss(key)
-        return task, True
-
-    async def _await_async_flight(self, key: str, task: asyncio.Task[Any], leader: bool) -> Any:
-        """The flight's value; a waiter counts a hit, or a miss when it gets an exception."""
-        try:
-            value = await asyncio.shield(task)
-        except BaseException:
-            if not leader:
-                with self._lock:
-                    self._count_miss(key)  # served no value: a miss
-            raise
-        if not leader:
-            self._count_hit(key)
-        return value
-
-    async def _fill(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        key: str,
-        factory: Callable[[], Awaitable[V]],
-        seconds: float,
-        flight: Flight,
-    ) -> V:
-        try:
-            value = await factory()
-        except BaseException:
-            with self._lock:
-                self._forget_async_flight(loop, key, flight)
-            raise
-        with self._lock:
-            self._forget_async_flight(loop, key, flight)
-            if not flight.stale:
-                self._store(key, value, seconds)
-        return value
-
-    def _forget_async_flight(
-        self, loop: asyncio.AbstractEventLoop, key: str, flight: Flight
-    ) -> None:
-        running = self._async_flights.get((loop, key))
-        if running is not None and running[1] is flight:
-            del self._async_flights[(loop, key)]
-
-    def _lookup(self, key: str) -> tuple[bool, Any]:
-        """Under the lock: (True, value) and one hit for a live entry, else (False, None)."""
-        entry = self._data.get(key)
-        if entry is not None:
-            if self._clock.read() < entry.expires_at:
-                self._hits += 1
-                if self._heap is not None:
-                    self._data.move_to_end(key)  # type: ignore[attr-defined]
-                if observers.active:
-                    observers.hook.conncache_hit(cache=self, key=key)
-                return True, entry.value
-            self._expire(entry)
-        return False, None
-
-    def _count_miss(self, key: str) -> None:
-        self._misses += 1
-        if observers.active:
-            observers.hook.conncache_miss(cache=self, key=key)
-
-    def _count_hit(self, key: str) -> None:
-        with self._lock:
-            self._hits += 1
-            if observers.active:
-                observers.hook.conncache_hit(cache=self, key=key)
-
-    # -- peeking, for the assertion helpers ---------------------------------
-
-    def _peek(self, key: str) -> tuple[_Entry | None, Removal | None, float]:
-        """(stored entry, last removal record, now) without touching any counter."""
-        with self._lock:
-            return self._data.get(key), self._removed.get(key), self._clock.read()
-
-    def _similar_candidates(self) -> tuple[frozenset[str], dict[str, Removal], float]:
-        """(stored keys, remembered removals, now) for the helpers' "similar keys" hint."""
-        with self._lock:
-            return frozenset(self._data), self._removed.snapshot(), self._clock.read()
+    async def _adrain(self, batches: AsyncIterator[list[str]], now: float, how: str) -> int:
+        removed = 0
+        with self._guard(self._store.fail_open_invalidations):
+            async for keys in batches:
+                removed += self._count_removed(keys, now, how)
+        return removed

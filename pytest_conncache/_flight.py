@@ -1,18 +1,23 @@
-"""Single-flight bookkeeping: one factory call per missing key, shared by its waiters."""
+"""Single-flight bookkeeping: one factory call per missing key, shared by its waiters.
+
+``Flight`` is one ``get_or_set`` factory call that other threads wait on;
+``AsyncFlight`` is one ``aget_or_set`` factory await that other coroutines
+of the same event loop wait on. Either is *stale* once its key was written
+or invalidated while it ran: its result still answers the callers already
+waiting, but is not stored, because it may predate the change.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
 class Flight:
-    """One running factory call that other threads of the same key wait on.
-
-    ``stale`` is set when the key is written or invalidated while the factory
-    runs: its result still answers the callers already waiting, but is not
-    stored, because it may predate the change that made it stale.
-    """
+    """A running ``get_or_set`` factory call; other threads wait in ``result``."""
 
     __slots__ = ("key", "owner", "done", "value", "error", "stale")
 
@@ -24,11 +29,12 @@ class Flight:
         self.error: BaseException | None = None
         self.stale = False
 
-    def resolve(self, value: Any) -> None:
-        self.value = value
-        self.done.set()
+    def fresh(self) -> bool:
+        return not self.stale
 
-    def fail(self, error: BaseException) -> None:
+    def settle(self, value: Any = None, error: BaseException | None = None) -> None:
+        """Hand the waiters the value, or the exception when ``error`` is given."""
+        self.value = value
         self.error = error
         self.done.set()
 
@@ -43,3 +49,101 @@ class Flight:
         if self.error is not None:
             raise self.error
         return self.value
+
+
+class AsyncFlight:
+    """A running ``aget_or_set`` factory await on one event loop.
+
+    ``future`` gets the value or the exception; ``task`` is the task that
+    awaits the factory (set by the leader once it exists).
+    """
+
+    __slots__ = ("key", "future", "task", "stale", "__weakref__")
+
+    def __init__(self, key: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.key = key
+        self.future: asyncio.Future[Any] = loop.create_future()
+        self.task: asyncio.Task[Any] | None = None
+        self.stale = False
+
+    def fresh(self) -> bool:
+        return not self.stale
+
+    def settle(self, value: Any = None, error: BaseException | None = None) -> None:
+        """Hand the waiters the value, or the exception when ``error`` is given."""
+        future = self.future
+        if future.done():
+            return
+        if error is None:
+            future.set_result(value)
+            return
+        if isinstance(error, asyncio.CancelledError):
+            future.cancel()
+            return
+        future.set_exception(error)
+        # Every waiter may be gone (cancelled) by now; fetch the exception
+        # so that asyncio does not log it as never retrieved.
+        future.add_done_callback(_retrieve)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+class AsyncFlights:
+    """The running async flights of one cache, by (event loop, key).
+
+    Held weakly: a loop closed while a flight was pending is not kept alive
+    by the cache (the flight's future refers to its loop), and its entry
+    goes when the flight is collected.
+    """
+
+    __slots__ = ("_flights",)
+
+    def __init__(self) -> None:
+        self._flights: dict[tuple[int, str], weakref.ref[AsyncFlight]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._flights)
+
+    def get(self, loop: asyncio.AbstractEventLoop, key: str) -> AsyncFlight | None:
+        ref = self._flights.get((id(loop), key))
+        flight = None if ref is None else ref()
+        if flight is None or flight.future.get_loop() is not loop:
+            return None  # none, collected, or a dead loop's whose id was reused
+        return flight
+
+    def add(self, loop: asyncio.AbstractEventLoop, flight: AsyncFlight) -> None:
+        slot = (id(loop), flight.key)
+        flights = self._flights
+
+        def forget(ref: weakref.ref[AsyncFlight]) -> None:
+            if flights.get(slot) is ref:
+                del flights[slot]
+
+        flights[slot] = weakref.ref(flight, forget)
+
+    def discard(self, flight: AsyncFlight) -> None:
+        slot = (id(flight.future.get_loop()), flight.key)
+        ref = self._flights.get(slot)
+        if ref is not None and ref() is flight:
+            del self._flights[slot]
+
+    def __iter__(self) -> Iterator[AsyncFlight]:
+        for ref in list(self._flights.values()):
+            flight = ref()
+            if flight is not None:
+                yield flight
+
+
+def mark_stale(
+    flights: dict[str, Flight], async_flights: AsyncFlights, matches: Callable[[str], object]
+) -> None:
+    """Mark every running flight of a matching key stale."""
+    for key, flight in flights.items():
+        if matches(key):
+            flight.stale = True
+    for async_flight in async_flights:
+        if matches(async_flight.key):
+            async_flight.stale = True

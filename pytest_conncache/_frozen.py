@@ -41,7 +41,7 @@ class FrozenClock:
         # marker already put the test.
         control.move_to(dt.datetime.now(dt.timezone.utc), tick=False)
         self._wall_base_ns = time.time_ns()
-        self._previous_read: Clock = default_clock.read
+        self._previous_read: Clock = default_clock.source
         self._monotonic_base = math.floor(self._previous_read() * _GRID) / _GRID
         default_clock.redirect(self.monotonic)
 
@@ -84,7 +84,7 @@ class FrozenClock:
 
     def close(self) -> None:
         """Give the default clock back; idempotent."""
-        if default_clock.read == self.monotonic:
+        if default_clock.source == self.monotonic:
             default_clock.redirect(self._previous_read)
 
     def __repr__(self) -> str:

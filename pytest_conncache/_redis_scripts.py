@@ -1,97 +1,339 @@
-"""Lua scripts that keep a namespace's entries and its key index in step.
+"""Lua scripts: every multi-key step of the Redis store, atomic on the server.
 
-Besides its entries at ``{ns}:{key}``, a namespace keeps ``{ns}#index``: a
-sorted set of every key with score 0, so in lexicographic order, where the
-keys of one prefix form one ``ZRANGEBYLEX`` range. ``invalidate_prefix``
-therefore costs the keys it removes, not the size of the namespace.
+A namespace ``ns`` keeps, besides its entries at ``ns:{key}``:
 
-A store is not a script: SET and ZADD go out pipelined, in one round trip,
-which costs about what one SET costs (a Lua call costs a third more).
+- ``ns#index``, a sorted set of ``"k" + key`` for every stored key (score 0,
+  so in lexicographic order, where one prefix's keys form one
+  ``ZRANGEBYLEX`` range): ``invalidate_prefix`` costs the keys it removes,
+  not the namespace. Under an ``allkeys-*`` maxmemory policy Redis may evict
+  the index like any key, and a later store would recreate it incomplete.
+  So the index holds the member ``"m"`` only while it is known complete:
+  ``REMOVE_RANGE`` refuses to trust an index without it, and the client
+  then removes by ``SCAN`` and rebuilds the index in the same pass
+  (``BEGIN_REBUILD``, ``REBUILD_PAGE``, ``FINISH_REBUILD``). Eviction removes
+  whole keys, never members, so a marked index is always complete.
+- ``ns#stamps``, a hash of change stamps for the stale-write rule across
+  processes: ``gen`` (the newest stamp: server time in microseconds, forced
+  to grow), ``born`` (the stamp when the hash was created), one field per
+  key bucket (``b<n>``, n = crc32(key) mod ``BUCKETS``), per invalidated
+  prefix (``p:<prefix>``) and ``all`` (clear, pattern invalidation), each
+  holding the stamp of the last change it covers. ``get_or_set`` reads
+  ``gen`` with its lookup and stores with ``STORE_IF_UNCHANGED``, which
+  refuses when a field covering the key is newer, or when the hash was
+  created after the lookup (a lost hash cannot vouch for anything). A hash
+  past ``MAX_FIELDS`` fields is recreated, which refuses the fills then
+  running: a rare lost store, never a stale one.
 
-Redis's own expiry removes entries but not their index members. Every
-``PRUNE_EVERY``-th store of a backend also sends ``PRUNE``, which checks the
-next ``PRUNE_BATCH`` members after a cursor and drops those whose entry is
-gone. Each store adds at most one member and the cursor checks four per
-store, so the index holds at most about 4/3 of the live entries.
-
-Scripts take KEYS[1] = the index and build entry keys from ARGV, so they
-need a single Redis node (no Cluster).
+Entry names are built from ARGV (the namespace prefix and a key), so the
+scripts need every key of a namespace on one node (no Cluster).
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass, field
+
+# Key buckets of the change stamps: more buckets, fewer fills refused
+# because another key of their bucket changed meanwhile.
+BUCKETS = 4096
+MAX_FIELDS = BUCKETS + 1024 + 3
+
+# Every PRUNE_EVERY-th store of a store object also checks the next
+# PRUNE_BATCH index members and drops those whose entry Redis expired, so
+# the index holds at most about 4/3 of the live entries.
 PRUNE_EVERY = 32
 PRUNE_BATCH = 128
 
-# ARGV[1] '{ns}:', ARGV[2] the ZRANGEBYLEX start ('-' or '(' .. last member),
-# ARGV[3] batch size. Returns the next start, or '' after the last member.
-PRUNE = """
-local members = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[2], '+', 'LIMIT', 0, ARGV[3])
-local gone = {}
-for _, member in ipairs(members) do
-    if redis.call('EXISTS', ARGV[1] .. member) == 0 then
-        gone[#gone + 1] = member
+
+@dataclass(frozen=True)
+class Script:
+    """A Lua script, called by EVALSHA with EVAL as the fallback."""
+
+    name: str
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+_BUMP = f"""
+local function bump(stamps, fields)
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    local last = tonumber(redis.call('HGET', stamps, 'gen') or '0')
+    if now <= last then now = last + 1 end
+    local gen = string.format('%.0f', now)
+    if redis.call('HLEN', stamps) > {MAX_FIELDS} then
+        redis.call('DEL', stamps)
+    end
+    if redis.call('HEXISTS', stamps, 'born') == 0 then
+        redis.call('HSET', stamps, 'born', gen)
+    end
+    redis.call('HSET', stamps, 'gen', gen)
+    local seen = {{}}
+    local args = {{}}
+    for _, f in ipairs(fields) do
+        if not seen[f] then
+            seen[f] = true
+            args[#args + 1] = f
+            args[#args + 1] = gen
+            if #args >= 1000 then
+                redis.call('HSET', stamps, unpack(args))
+                args = {{}}
+            end
+        end
+    end
+    if #args > 0 then
+        redis.call('HSET', stamps, unpack(args))
     end
 end
-if #gone > 0 then
-    redis.call('ZREM', KEYS[1], unpack(gone))
-end
-if #members < tonumber(ARGV[3]) then
-    return ''
-end
-return '(' .. members[#members]
 """
 
-# KEYS[2..] entries; ARGV[1] length of '{ns}:'. Returns the 1-based
-# positions (among the entries) of those that existed and are now gone.
-REMOVE = """
+_PRUNE = f"""
+local function prune(index, prefix, start)
+    local members = redis.call('ZRANGEBYLEX', index, start, '+', 'LIMIT', 0, {PRUNE_BATCH})
+    local gone = {{}}
+    for _, member in ipairs(members) do
+        if string.sub(member, 1, 1) == 'k'
+                and redis.call('EXISTS', prefix .. string.sub(member, 2)) == 0 then
+            gone[#gone + 1] = member
+        end
+    end
+    if #gone > 0 then
+        redis.call('ZREM', index, unpack(gone))
+    end
+    if #members < {PRUNE_BATCH} then
+        return ''
+    end
+    return '(' .. members[#members]
+end
+"""
+
+_WRITE = """
+local function write(name, blob, px)
+    if px == '' then
+        redis.call('SET', name, blob)
+    else
+        redis.call('SET', name, blob, 'PX', px)
+    end
+end
+"""
+
+# KEYS[1] entry, KEYS[2] index, KEYS[3] stamps.
+# ARGV[1] blob, ARGV[2] px or '', ARGV[3] index member, ARGV[4] bucket field,
+# ARGV[5] namespace prefix 'ns:', ARGV[6] prune start or '' (no pruning).
+# Returns the next prune start ('' at the end, or when not pruning).
+STORE = Script(
+    "store",
+    _BUMP
+    + _PRUNE
+    + _WRITE
+    + """
+bump(KEYS[3], {ARGV[4]})
+write(KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], 0, ARGV[3])
+if ARGV[6] ~= '' then
+    return prune(KEYS[2], ARGV[5], ARGV[6])
+end
+return ''
+""",
+)
+
+# KEYS[1] index, KEYS[2] stamps, KEYS[3..] entries.
+# ARGV[1] px or '', then per entry: blob, index member, bucket field.
+STORE_MANY = Script(
+    "store_many",
+    _BUMP
+    + _WRITE
+    + """
+local fields = {}
+for i = 3, #KEYS do
+    fields[#fields + 1] = ARGV[(i - 3) * 3 + 4]
+end
+bump(KEYS[2], fields)
+for i = 3, #KEYS do
+    local at = (i - 3) * 3 + 2
+    write(KEYS[i], ARGV[at], ARGV[1])
+    redis.call('ZADD', KEYS[1], 0, ARGV[at + 1])
+end
+return #KEYS - 2
+""",
+)
+
+# KEYS[1] entry, KEYS[2] stamps. Returns {raw entry or nil, gen}; creates
+# the stamps (born now) when there are none, so that a later change to any
+# other key cannot look like one to this key.
+LOOKUP_FOR_FILL = Script(
+    "lookup_for_fill",
+    _BUMP
+    + """
+local gen = redis.call('HGET', KEYS[2], 'gen')
+if not gen then
+    bump(KEYS[2], {})
+    gen = redis.call('HGET', KEYS[2], 'gen')
+end
+return {redis.call('GET', KEYS[1]), gen}
+""",
+)
+
+# KEYS[1] entry, KEYS[2] index, KEYS[3] stamps.
+# ARGV[1] blob, ARGV[2] px or '', ARGV[3] index member, ARGV[4] the lookup's
+# gen or '' (no stamps then), ARGV[5..] fields covering the key (bucket,
+# 'all', every 'p:' prefix of the key). Returns 1 if stored, 0 if refused.
+STORE_IF_UNCHANGED = Script(
+    "store_if_unchanged",
+    _WRITE
+    + """
+local born = redis.call('HGET', KEYS[3], 'born')
+if ARGV[4] == '' then
+    if born then return 0 end
+else
+    local seen = tonumber(ARGV[4])
+    if not born or tonumber(born) > seen then return 0 end
+    local fields = {}
+    for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+    local stamps = redis.call('HMGET', KEYS[3], unpack(fields))
+    for i = 1, #fields do
+        if stamps[i] and tonumber(stamps[i]) > seen then return 0 end
+    end
+end
+write(KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], 0, ARGV[3])
+return 1
+""",
+)
+
+# KEYS[1] index, KEYS[2] stamps, KEYS[3..] entries.
+# ARGV[1] length of 'ns:', ARGV[2..] stamp fields to bump (none: a silent
+# wipe). Returns the 1-based positions (among the entries) that existed.
+REMOVE = Script(
+    "remove",
+    _BUMP
+    + """
+local fields = {}
+for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
+if #fields > 0 then bump(KEYS[2], fields) end
 local removed = {}
 local skip = tonumber(ARGV[1]) + 1
-for i = 2, #KEYS do
+for i = 3, #KEYS do
     if redis.call('UNLINK', KEYS[i]) == 1 then
-        removed[#removed + 1] = i - 1
+        removed[#removed + 1] = i - 2
     end
-    redis.call('ZREM', KEYS[1], string.sub(KEYS[i], skip))
+    redis.call('ZREM', KEYS[1], 'k' .. string.sub(KEYS[i], skip))
 end
 return removed
-"""
+""",
+)
 
-# REMOVE, but only entries still holding ARGV[i] (expired entries that no
-# other writer replaced meanwhile).
-REMOVE_IF_EQUAL = """
+# KEYS[1] index, KEYS[2..] entries; ARGV[1] length of 'ns:', ARGV[2..] the
+# expiry each entry was read with, as written in its first field. Removes
+# each entry still holding that expiry (expired entries nobody replaced
+# meanwhile); returns the 1-based positions removed.
+REMOVE_IF_EXPIRES = Script(
+    "remove_if_expires",
+    """
 local removed = {}
 local skip = tonumber(ARGV[1]) + 1
 for i = 2, #KEYS do
-    if redis.call('GET', KEYS[i]) == ARGV[i] then
+    local raw = redis.call('GET', KEYS[i])
+    if raw and string.match(raw, '^[^ ]*') == ARGV[i] then
         redis.call('UNLINK', KEYS[i])
-        redis.call('ZREM', KEYS[1], string.sub(KEYS[i], skip))
+        redis.call('ZREM', KEYS[1], 'k' .. string.sub(KEYS[i], skip))
         removed[#removed + 1] = i - 1
     end
 end
 return removed
-"""
+""",
+)
 
-# ARGV[1] '{ns}:', ARGV[2] / ARGV[3] ZRANGEBYLEX bounds, ARGV[4] batch size.
-# Removes up to one batch of the range; returns {members looked at,
-# removed member, ...}. The caller repeats until fewer than a batch came.
-REMOVE_RANGE = """
+# KEYS[1] index, KEYS[2] stamps. ARGV[1] 'ns:', ARGV[2] / ARGV[3]
+# ZRANGEBYLEX bounds, ARGV[4] batch size, ARGV[5] the prefix's stamp field
+# (bumped with 'prefix', which keys too long for a field per prefix check).
+# Returns {-1} when the index is not known complete (no 'm'), else
+# {members looked at, removed key, ...}; the caller repeats until fewer
+# than a batch were looked at.
+REMOVE_RANGE = Script(
+    "remove_range",
+    _BUMP
+    + """
+if not redis.call('ZSCORE', KEYS[1], 'm') then
+    return {-1}
+end
+bump(KEYS[2], {ARGV[5], 'prefix'})
 local members = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[2], ARGV[3], 'LIMIT', 0, ARGV[4])
 local result = {#members}
 for _, member in ipairs(members) do
-    if redis.call('UNLINK', ARGV[1] .. member) == 1 then
-        result[#result + 1] = member
+    local key = string.sub(member, 2)
+    if redis.call('UNLINK', ARGV[1] .. key) == 1 then
+        result[#result + 1] = key
     end
 end
 if #members > 0 then
     redis.call('ZREM', KEYS[1], unpack(members))
 end
 return result
-"""
+""",
+)
 
-# Free a lock only for its owner: KEYS[1] lock, ARGV[1] token.
-RELEASE = """
+# KEYS[1] index, KEYS[2] stamps. ARGV[1] rebuild token member, ARGV[2] the
+# prefix's stamp field (bumped with 'prefix'). Starts a rebuild: the token
+# marks the index it began on.
+BEGIN_REBUILD = Script(
+    "begin_rebuild",
+    _BUMP
+    + """
+bump(KEYS[2], {ARGV[2], 'prefix'})
+redis.call('ZADD', KEYS[1], 0, ARGV[1])
+return 1
+""",
+)
+
+# KEYS[1] index, KEYS[2..] entries of one SCAN page. ARGV[1] length of
+# 'ns:', ARGV[2] the key prefix being removed. Indexes each entry, removing
+# those under the prefix; returns the 1-based positions removed.
+REBUILD_PAGE = Script(
+    "rebuild_page",
+    """
+local skip = tonumber(ARGV[1]) + 1
+local prefix = ARGV[2]
+local removed = {}
+for i = 2, #KEYS do
+    local key = string.sub(KEYS[i], skip)
+    if string.sub(key, 1, #prefix) == prefix then
+        if redis.call('UNLINK', KEYS[i]) == 1 then
+            removed[#removed + 1] = i - 1
+        end
+        redis.call('ZREM', KEYS[1], 'k' .. key)
+    elseif redis.call('EXISTS', KEYS[i]) == 1 then
+        redis.call('ZADD', KEYS[1], 0, 'k' .. key)
+    end
+end
+return removed
+""",
+)
+
+# KEYS[1] index; ARGV[1] the rebuild token. Marks the index complete if it
+# still holds the token (was not evicted while the rebuild ran).
+FINISH_REBUILD = Script(
+    "finish_rebuild",
+    """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+    redis.call('ZREM', KEYS[1], ARGV[1])
+    redis.call('ZADD', KEYS[1], 0, 'm')
+    return 1
+end
+return 0
+""",
+)
+
+# Free a fill lock only for its owner: KEYS[1] lock, ARGV[1] token.
+RELEASE = Script(
+    "release",
+    """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
 end
 return 0
-"""
+""",
+)

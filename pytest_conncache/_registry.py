@@ -11,10 +11,10 @@ if TYPE_CHECKING:
 # id -> weak reference. No lock: each operation below is a single dict
 # operation, atomic under the GIL, and a weakref callback (which can fire
 # inside any allocation, even in a thread holding a lock) must never wait.
-_caches: dict[int, weakref.ref[ConnectionCache[Any]]] = {}
+_caches: dict[int, weakref.ref[Any]] = {}
 
 
-def track(cache: ConnectionCache[Any]) -> None:
+def track(cache: object) -> None:
     key = id(cache)
     # The callback runs while the cache is being freed, before its id can
     # be given to a new object, so it never removes a newer cache's entry.

@@ -9,7 +9,16 @@ from typing import NamedTuple
 # How many removed keys a cache remembers; the most recent ones win.
 REMOVAL_MEMORY = 4096
 
-INVALIDATING_CALLS = frozenset({"invalidate", "invalidate_pattern", "invalidate_prefix", "clear"})
+INVALIDATING_CALLS = frozenset(
+    {
+        "invalidate",
+        "invalidate_many",
+        "invalidate_pattern",
+        "invalidate_prefix",
+        "invalidate_tag",
+        "clear",
+    }
+)
 
 
 class Removal(NamedTuple):

@@ -115,10 +115,7 @@ class Isolation:
             # Only memory is emptied: the plugin never deletes data on a Redis
             # server it was not pointed at (--conncache-backend isolates the
             # singleton by giving each test a namespace of its own).
-            if cache._backend is None:
-                cache._start_test(wipe=isolate)
-            else:
-                cache.reset_stats()
+            cache.reset(empty=isolate and not cache.shared)
         if self.namespaces is not None:
             self.namespaces.enter(_singleton)
 
@@ -304,10 +301,8 @@ def connection_cache_fixture(
     """The shared pytest_conncache.connection_cache, empty with zeroed stats, emptied after."""
     isolate = _isolation_wanted(request.node)
     # On Redis (--conncache-backend) each test has a fresh namespace already.
-    in_memory = _singleton.backend is None
-    if isolate and in_memory:
-        _singleton._wipe()
-    _singleton.reset_stats()
+    in_memory = not _singleton.shared
+    _singleton.reset(empty=isolate and in_memory)
     yield _singleton
     if isolate and in_memory:
-        _singleton._wipe()
+        _singleton.reset()

@@ -132,8 +132,14 @@ def test_after_a_restart_everything_works_and_nothing_stale_is_served(
 
 
 def test_a_second_outage_warns_again(
-    own_redis_server: RedisServer, outage_cache: Cache, caplog: pytest.LogCaptureFixture
+    own_redis_server: RedisServer,
+    outage_cache: Cache,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # A fault within a few seconds of recovering counts as the same outage
+    # (a restart flaps); this test's second outage comes sooner than that.
+    monkeypatch.setattr("pytest_conncache._redis._FLAP_WINDOW", 0.0)
     caplog.set_level(logging.WARNING, logger="pytest_conncache.redis")
     own_redis_server.stop()
     outage_cache.get("k")
@@ -145,39 +151,33 @@ def test_a_second_outage_warns_again(
     assert len(_unreachable_warnings(caplog)) == 2
 
 
+def test_a_restart_that_flaps_warns_once_each_way(
+    own_redis_server: RedisServer, outage_cache: Cache, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="pytest_conncache.redis")
+    for _ in range(3):
+        own_redis_server.stop()
+        outage_cache.get("k")
+        own_redis_server.start()
+        outage_cache.get("k")
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(_unreachable_warnings(caplog)) == 1
+    assert sum("answers again" in m and "unreachable" not in m for m in messages) == 1
+
+
 def _time_out(*args: Any, **kwargs: Any) -> Any:
     raise redis.TimeoutError("Timeout reading from socket")
 
 
-class _TimingOutConnection:
-    send_packed_command = read_response = _time_out
-
-    def pack_commands(self, commands: Any) -> list[bytes]:
-        return []
-
-    def disconnect(self) -> None:
-        pass
-
-
 class _TimingOutPool:
     connection_kwargs: dict[str, Any] = {}
-
-    def get_connection(self) -> _TimingOutConnection:
-        return _TimingOutConnection()
-
-    def release(self, connection: _TimingOutConnection) -> None:
-        pass
 
 
 class _TimingOutClient:
     """Just enough of a redis.Redis to build a backend whose every command times out."""
 
     connection_pool = _TimingOutPool()
-
-    def register_script(self, script: str) -> Any:
-        return _time_out
-
-    get = set = unlink = staticmethod(_time_out)
+    execute_command = staticmethod(_time_out)
 
 
 def test_a_timeout_is_a_fault_like_a_refused_connection(clock: FakeClock) -> None:

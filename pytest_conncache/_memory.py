@@ -1,0 +1,326 @@
+"""MemoryStore: a cache's entries in this process.
+
+A dict of entries, a sorted key index for prefix removals and, when the
+store is bounded, recency order (``OrderedDict``) and an expiry heap, so
+that making room finds expired entries first without scanning.
+
+Reads of an unbounded store take no lock (a dict read is atomic in
+CPython); every change, and every read of a bounded store (which moves the
+key in recency order), takes the store's lock. The lock is never held while
+anything outside this module runs, except ``unchanged`` in
+``put_if_unchanged``, which only reads a flag.
+
+The heap keeps entries after they leave the dict (it cannot drop them
+cheaply), so an entry leaving a bounded store is *retired*: its value is
+replaced by ``RETIRED`` and freed at once; ``ConnectionCache`` reads a
+retired entry as already gone.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+
+from ._keyindex import LOAD, SortedKeys
+from ._store import NOTHING_DISPLACED, Displaced, Entry, FaultKind, Stamp
+
+
+class _Retired:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<retired>"
+
+
+#: The value of an entry that left a bounded store (see the module docstring).
+RETIRED = _Retired()
+
+
+class MemoryStore:
+    """The in-process store behind every ``ConnectionCache`` without a backend."""
+
+    shared = False
+    fail_open_reads = True
+    fail_open_invalidations = False
+
+    def __init__(self, max_entries: int | None = None) -> None:
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._index = SortedKeys()
+        if max_entries is None:
+            self._data: dict[str, Entry] = {}
+            self._order: OrderedDict[str, Entry] | None = None
+            self._heap: list[Entry] | None = None
+        else:
+            self._order = OrderedDict()
+            self._data = self._order
+            self._heap = []
+
+    def fault_kind(self, error: BaseException) -> FaultKind:
+        return None  # nothing here is ever unreachable
+
+    def describe(self) -> str:
+        return f"entries={len(self._data)} max_entries={self.max_entries!r}"
+
+    def close(self) -> None:
+        self.wipe()
+
+    # -- reads ---------------------------------------------------------------
+
+    def lookup(self, key: str) -> Entry | None:
+        order = self._order
+        if order is None:
+            return self._data.get(key)
+        with self._lock:
+            entry = order.get(key)
+            if entry is not None:
+                order.move_to_end(key)
+            return entry
+
+    def lookup_many(self, keys: Sequence[str]) -> list[Entry | None]:
+        return [self.lookup(key) for key in keys]
+
+    def lookup_for_fill(self, key: str) -> tuple[Entry | None, Stamp | None]:
+        # In one process the cache's flights see every change: no stamp needed.
+        return self.lookup(key), None
+
+    def peek(self, key: str) -> Entry | None:
+        return self._data.get(key)
+
+    def contains(self, key: str) -> bool:
+        return key in self._data
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._data)
+
+    def size(self) -> int:
+        return len(self._data)
+
+    # -- writes --------------------------------------------------------------
+
+    def put(self, entry: Entry, now: float) -> list[Displaced]:
+        with self._lock:
+            return self._put(entry, now)
+
+    def put_many(self, entries: Sequence[Entry], now: float) -> list[Displaced]:
+        displaced: list[Displaced] = []
+        with self._lock:
+            for entry in entries:
+                displaced += self._put(entry, now)
+        return displaced
+
+    def put_if_unchanged(
+        self, entry: Entry, now: float, stamp: Stamp | None, unchanged: Callable[[], bool]
+    ) -> tuple[bool, list[Displaced]]:
+        with self._lock:
+            if not unchanged():
+                return False, NOTHING_DISPLACED
+            return True, self._put(entry, now)
+
+    def _put(self, entry: Entry, now: float) -> list[Displaced]:
+        """Under the lock: store ``entry``; what left to make room."""
+        key = entry.key
+        data = self._data
+        old = data.get(key)
+        displaced = NOTHING_DISPLACED
+        if old is not None:
+            data[key] = entry
+            if self._order is not None:
+                self._order.move_to_end(key)
+                old.value = RETIRED
+        else:
+            if self.max_entries is not None and len(data) >= self.max_entries:
+                displaced = self._make_room(now)
+            data[key] = entry
+            self._index.add(key)
+        if self._heap is not None and entry.expires_at != math.inf:
+            self._push_expiry(entry)
+        return displaced
+
+    def _push_expiry(self, entry: Entry) -> None:
+        heap = self._heap
+        assert heap is not None
+        heapq.heappush(heap, entry)
+        # Retired entries stay in the heap until popped; rebuild once they
+        # outnumber the live ones, so the heap stays O(entries).
+        if len(heap) > 2 * len(self._data) + LOAD:
+            live = [e for e in self._data.values() if e.expires_at != math.inf]
+            heapq.heapify(live)
+            self._heap = live
+
+    def _make_room(self, now: float) -> list[Displaced]:
+        """Under the lock: every expired entry, else the least recently used one."""
+        data = self._data
+        heap = self._heap
+        order = self._order
+        assert heap is not None and order is not None
+        displaced: list[Displaced] = []
+        while heap and heap[0].expires_at <= now:
+            candidate = heapq.heappop(heap)
+            if data.get(candidate.key) is candidate:
+                self._drop(candidate)
+                displaced.append((candidate, "expired"))
+        if len(data) >= self.max_entries:  # type: ignore[operator]
+            _, oldest = order.popitem(last=False)
+            self._index.discard(oldest.key)
+            displaced.append((oldest, "evicted"))
+            self._retire(oldest)
+        return displaced
+
+    # -- removals --------------------------------------------------------------
+
+    def _drop(self, entry: Entry) -> None:
+        """Under the lock: take a stored entry out of every structure."""
+        del self._data[entry.key]
+        self._index.discard(entry.key)
+        self._retire(entry)
+
+    def _retire(self, entry: Entry) -> None:
+        if self._heap is not None:
+            # Still referenced by the heap: let its value go now.
+            entry.value = RETIRED
+
+    def remove(self, keys: Sequence[str]) -> list[str]:
+        removed: list[str] = []
+        with self._lock:
+            data = self._data
+            for key in keys:
+                entry = data.get(key)
+                if entry is not None:
+                    self._drop(entry)
+                    removed.append(key)
+        return removed
+
+    def remove_expired(self, entries: Sequence[Entry]) -> list[Entry]:
+        removed: list[Entry] = []
+        with self._lock:
+            data = self._data
+            for entry in entries:
+                if data.get(entry.key) is entry:  # else replaced or removed meanwhile
+                    self._drop(entry)
+                    removed.append(entry)
+        return removed
+
+    def claim_fill(self, key: str, now: Callable[[], float]) -> tuple[Entry | None, object]:
+        return None, None  # one process: the cache's own single-flight is enough
+
+    def release_fill(self, key: str, token: object) -> None:
+        return None
+
+    def remove_prefix(self, prefix: str) -> Iterator[list[str]]:
+        with self._lock:
+            doomed = self._index.pop_prefix(prefix)
+            data = self._data
+            for key in doomed:
+                self._retire(data.pop(key))
+        yield doomed
+
+    def remove_matching(self, matches: Callable[[str], object]) -> Iterator[list[str]]:
+        with self._lock:
+            doomed = [key for key in self._data if matches(key)]
+            self._remove_listed(doomed)
+        yield doomed
+
+    def _remove_listed(self, keys: list[str]) -> None:
+        """Under the lock: remove stored ``keys``."""
+        data = self._data
+        for key in keys:
+            self._retire(data.pop(key))
+        index = self._index
+        # Past about 1/16 of the index, one linear pass beats a binary
+        # search and a list deletion per key.
+        if len(keys) * 16 > len(index):
+            index.retain(data)
+        else:
+            for key in keys:
+                index.discard(key)
+
+    def remove_all(self) -> Iterator[list[str]]:
+        with self._lock:
+            doomed = list(self._data)
+            self._clear()
+        yield doomed
+
+    def purge_expired(self, now: float) -> Iterator[list[Entry]]:
+        with self._lock:
+            expired = [e for e in self._data.values() if now >= e.expires_at]
+            self._remove_listed([e.key for e in expired])
+        yield expired
+
+    def wipe(self) -> None:
+        with self._lock:
+            self._clear()
+
+    def _clear(self) -> None:
+        if self._heap is not None:
+            for entry in self._data.values():
+                entry.value = RETIRED
+            self._heap.clear()
+        self._data.clear()
+        self._index.clear()
+
+    # -- awaitable twins: in memory nothing waits, so they run inline ----------
+
+    async def alookup(self, key: str) -> Entry | None:
+        return self.lookup(key)
+
+    async def alookup_many(self, keys: Sequence[str]) -> list[Entry | None]:
+        return self.lookup_many(keys)
+
+    async def alookup_for_fill(self, key: str) -> tuple[Entry | None, Stamp | None]:
+        return self.lookup_for_fill(key)
+
+    async def apeek(self, key: str) -> Entry | None:
+        return self.peek(key)
+
+    async def acontains(self, key: str) -> bool:
+        return self.contains(key)
+
+    async def akeys(self) -> list[str]:
+        return self.keys()
+
+    async def asize(self) -> int:
+        return self.size()
+
+    async def aput(self, entry: Entry, now: float) -> list[Displaced]:
+        return self.put(entry, now)
+
+    async def aput_many(self, entries: Sequence[Entry], now: float) -> list[Displaced]:
+        return self.put_many(entries, now)
+
+    async def aput_if_unchanged(
+        self, entry: Entry, now: float, stamp: Stamp | None, unchanged: Callable[[], bool]
+    ) -> tuple[bool, list[Displaced]]:
+        return self.put_if_unchanged(entry, now, stamp, unchanged)
+
+    async def aremove(self, keys: Sequence[str]) -> list[str]:
+        return self.remove(keys)
+
+    async def aremove_expired(self, entries: Sequence[Entry]) -> list[Entry]:
+        return self.remove_expired(entries)
+
+    async def aclaim_fill(self, key: str, now: Callable[[], float]) -> tuple[Entry | None, object]:
+        return self.claim_fill(key, now)
+
+    async def arelease_fill(self, key: str, token: object) -> None:
+        return None
+
+    async def aremove_prefix(self, prefix: str) -> AsyncIterator[list[str]]:
+        for batch in self.remove_prefix(prefix):
+            yield batch
+
+    async def aremove_matching(self, matches: Callable[[str], object]) -> AsyncIterator[list[str]]:
+        for batch in self.remove_matching(matches):
+            yield batch
+
+    async def aremove_all(self) -> AsyncIterator[list[str]]:
+        for batch in self.remove_all():
+            yield batch
+
+    async def apurge_expired(self, now: float) -> AsyncIterator[list[Entry]]:
+        for batch in self.purge_expired(now):
+            yield batch

@@ -1,0 +1,634 @@
+"""RedisStore: a cache's entries in one namespace of a Redis server.
+
+Each operation is written once, as a *plan*: a generator that yields Redis
+commands (``Call``, or a ``Lua`` script call) and receives their replies,
+and returns the operation's result (or, for removals walked in batches,
+yields ``Batch`` results as it goes). ``_run`` executes a plan with the
+synchronous client, ``_arun`` with this event loop's ``redis.asyncio``
+client, so the sync and the awaitable half of the ``Store`` protocol share
+every line but the driver. The drivers also keep the server's outage state.
+
+The layout (entries, index, change stamps) and every multi-key step are in
+``_redis_scripts.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import secrets
+import time
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Sequence
+from typing import Any, TypeVar, cast
+
+import redis
+import redis.asyncio
+from redis.exceptions import NoScriptError
+
+from . import _redis_scripts as lua
+from ._envelope import decode, encode, server_px
+from ._keyindex import prefix_successor
+from ._redis import Outage, RedisBackend, fault_kind, glob_escape
+from ._store import NOTHING_DISPLACED, CorruptEntry, Displaced, Entry, FaultKind, Stamp
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+class Call(tuple[Any, ...]):
+    """A Redis command: ``Call(("GET", name))``."""
+
+    __slots__ = ()
+
+
+class Lua:
+    """A script call: EVALSHA, falling back to EVAL when the server lost the script."""
+
+    __slots__ = ("script", "keys", "args")
+
+    def __init__(self, script: lua.Script, keys: Sequence[Any], args: Sequence[Any]) -> None:
+        self.script = script
+        self.keys = keys
+        self.args = args
+
+
+class Sleep:
+    """Not a command: the driver waits (``time.sleep`` or ``asyncio.sleep``)."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+class Batch:
+    """Not a command: a batch of results handed to the caller of a walking plan."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+
+Step = Call | Lua | Sleep
+Plan = Generator[Step, Any, R]
+Walk = Generator[Step | Batch, Any, None]
+
+# Keys longer than this check the stamp of every prefix invalidation
+# (``prefix``) instead of one field per prefix of theirs.
+_LONG_KEY = 256
+
+
+class _Stamp:
+    """What ``lookup_for_fill`` saw: the namespace's newest change stamp, if any."""
+
+    __slots__ = ("gen",)
+
+    def __init__(self, gen: bytes | None) -> None:
+        self.gen = gen
+
+
+class RedisStore:
+    """The ``Store`` of a ``ConnectionCache`` on a ``RedisBackend``."""
+
+    shared = True
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self.backend = backend
+        self.fail_open_reads = backend.fail_open_reads
+        self.fail_open_invalidations = backend.fail_open_invalidations
+        self._connections = backend.connections
+        self._outage = backend.connections.outage
+        self._prefix = backend.prefix
+        self._skip = str(len(backend.prefix))
+        self._index = backend.index_key
+        self._stamps = backend.stamps_key
+        self._serializer = backend.serializer
+        self._batch = backend.scan_batch
+        self._stores = 0
+        self._prune_from = "-"
+        self._watch = _Watch(self._outage, backend.namespace)
+
+    def fault_kind(self, error: BaseException) -> FaultKind:
+        return fault_kind(error)
+
+    def describe(self) -> str:
+        return f"backend=redis namespace={self.backend.namespace!r}"
+
+    def close(self) -> None:
+        return None  # the connections belong to the backend
+
+    # -- drivers -----------------------------------------------------------------------
+
+    def _run(self, plan: Plan[R]) -> R:
+        client = self._connections.client
+        try:
+            step = next(plan)
+            while True:
+                try:
+                    reply = self._execute(client, step)
+                except Exception as error:
+                    step = plan.throw(error)
+                else:
+                    step = plan.send(reply)
+        except StopIteration as done:
+            return cast(R, done.value)
+
+    async def _arun(self, plan: Plan[R]) -> R:
+        client = await self._connections.async_client()
+        try:
+            step = next(plan)
+            while True:
+                try:
+                    reply = await self._aexecute(client, step)
+                except Exception as error:
+                    step = plan.throw(error)
+                else:
+                    step = plan.send(reply)
+        except StopIteration as done:
+            return cast(R, done.value)
+
+    def _walk(self, plan: Walk) -> Iterator[list[Any]]:
+        client = self._connections.client
+        reply: Any = None
+        while True:
+            try:
+                step = plan.send(reply)
+            except StopIteration:
+                return
+            if isinstance(step, Batch):
+                reply = None
+                yield step.items
+            else:
+                reply = self._execute(client, step)
+
+    async def _awalk(self, plan: Walk) -> AsyncIterator[list[Any]]:
+        client = await self._connections.async_client()
+        reply: Any = None
+        while True:
+            try:
+                step = plan.send(reply)
+            except StopIteration:
+                return
+            if isinstance(step, Batch):
+                reply = None
+                yield step.items
+            else:
+                reply = await self._aexecute(client, step)
+
+    def _execute(self, client: redis.Redis, step: Step) -> Any:
+        if isinstance(step, Sleep):
+            time.sleep(step.seconds)
+            return None
+        execute: Callable[..., Any] = client.execute_command
+        with self._watch:
+            try:
+                return execute(*_command(step))
+            except NoScriptError:
+                return execute(*_command(step, loaded=False))
+
+    async def _aexecute(self, client: redis.asyncio.Redis, step: Step) -> Any:
+        if isinstance(step, Sleep):
+            await asyncio.sleep(step.seconds)
+            return None
+        execute: Callable[..., Awaitable[Any]] = client.execute_command
+        with self._watch:
+            try:
+                return await execute(*_command(step))
+            except NoScriptError:
+                return await execute(*_command(step, loaded=False))
+
+    # -- plans: reads --------------------------------------------------------------------
+
+    def _name(self, key: str) -> str:
+        return self._prefix + key
+
+    def _decode(self, key: str, raw: bytes | None) -> Entry | None:
+        if raw is None:
+            return None
+        try:
+            payload, expires_at, ttl = decode(raw)
+            value = self._serializer.loads(payload)
+        except Exception as error:  # foreign bytes, bad JSON, too deep, undecodable
+            raise CorruptEntry(key, f"{type(error).__name__}: {error}"[:200]) from None
+        return Entry(key, value, expires_at, ttl)
+
+    def _decode_each(self, keys: Sequence[str], raws: list[bytes | None]) -> list[Any]:
+        found: list[Any] = []
+        for key, raw in zip(keys, raws, strict=True):
+            try:
+                found.append(self._decode(key, raw))
+            except CorruptEntry as corrupt:
+                found.append(corrupt)
+        return found
+
+    def _plan_lookup(self, key: str) -> Plan[Entry | None]:
+        raw = yield Call(("GET", self._prefix + key))
+        return self._decode(key, raw)
+
+    def _plan_lookup_many(self, keys: Sequence[str]) -> Plan[list[Any]]:
+        if not keys:
+            return []
+        raws = yield Call(("MGET", *[self._prefix + key for key in keys]))
+        return self._decode_each(keys, raws)
+
+    def _plan_lookup_for_fill(self, key: str) -> Plan[tuple[Entry | None, Stamp | None]]:
+        raw, gen = yield Lua(lua.LOOKUP_FOR_FILL, [self._prefix + key, self._stamps], [])
+        stamp = _Stamp(gen)
+        try:
+            return self._decode(key, raw), stamp
+        except CorruptEntry:
+            return None, stamp  # a miss: the fill replaces it
+
+    def _plan_contains(self, key: str) -> Plan[bool]:
+        return bool((yield Call(("EXISTS", self._prefix + key))))
+
+    def _plan_scan(self, glob: str) -> Generator[Step, Any, list[list[bytes]]]:
+        pages: list[list[bytes]] = []
+        cursor: Any = 0
+        while True:
+            cursor, page = yield Call(("SCAN", cursor, "MATCH", glob, "COUNT", self._batch))
+            if page:
+                pages.append(page)
+            if int(cursor) == 0:
+                return pages
+
+    def _plan_keys(self) -> Plan[list[str]]:
+        pages = yield from self._plan_scan(glob_escape(self._prefix) + "*")
+        skip = len(self._prefix)
+        return sorted({name.decode()[skip:] for page in pages for name in page})
+
+    def _plan_size(self) -> Plan[int]:
+        pages = yield from self._plan_scan(glob_escape(self._prefix) + "*")
+        return len({name for page in pages for name in page})
+
+    # -- plans: writes ---------------------------------------------------------------------
+
+    def _blob(self, entry: Entry) -> bytes:
+        try:
+            payload = self._serializer.dumps(entry.value)
+        except Exception as error:
+            raise TypeError(
+                f"value for key {entry.key!r:.200} cannot be stored with {self._serializer!r}: "
+                f"{type(entry.value).__name__} {entry.value!r:.80} ({error})"
+            ) from error
+        return encode(payload, entry.expires_at, entry.ttl)
+
+    def _plan_put(self, entry: Entry) -> Plan[list[Displaced]]:
+        blob = self._blob(entry)
+        self._stores += 1
+        prune = "" if self._stores % lua.PRUNE_EVERY else self._prune_from
+        key = entry.key
+        next_from = yield Lua(
+            lua.STORE,
+            [self._prefix + key, self._index, self._stamps],
+            [blob, _px(entry.ttl), "k" + key, _bucket(key), self._prefix, prune],
+        )
+        if prune:
+            self._prune_from = next_from.decode() if next_from else "-"
+        return NOTHING_DISPLACED
+
+    def _plan_put_many(self, entries: Sequence[Entry]) -> Plan[list[Displaced]]:
+        if not entries:
+            return NOTHING_DISPLACED
+        args: list[Any] = [_px(entries[0].ttl)]
+        for entry in entries:
+            args += [self._blob(entry), "k" + entry.key, _bucket(entry.key)]
+        names = [self._prefix + entry.key for entry in entries]
+        yield Lua(lua.STORE_MANY, [self._index, self._stamps, *names], args)
+        return NOTHING_DISPLACED
+
+    def _plan_put_if_unchanged(
+        self, entry: Entry, stamp: Stamp | None, unchanged: Callable[[], bool]
+    ) -> Plan[tuple[bool, list[Displaced]]]:
+        blob = self._blob(entry)
+        if not unchanged():
+            return False, NOTHING_DISPLACED  # this process changed it: no round trip
+        key = entry.key
+        gen = stamp.gen if isinstance(stamp, _Stamp) else None
+        fields = [_bucket(key), "all"]
+        if len(key) > _LONG_KEY:
+            fields.append("prefix")
+        else:
+            fields += ["p:" + key[:i] for i in range(len(key) + 1)]
+        stored = yield Lua(
+            lua.STORE_IF_UNCHANGED,
+            [self._prefix + key, self._index, self._stamps],
+            [blob, _px(entry.ttl), "k" + key, b"" if gen is None else gen, *fields],
+        )
+        return bool(stored), NOTHING_DISPLACED
+
+    # -- plans: removals -------------------------------------------------------------------
+
+    def _remove_call(self, names: Sequence[Any], fields: Sequence[str]) -> Lua:
+        return Lua(lua.REMOVE, [self._index, self._stamps, *names], [self._skip, *fields])
+
+    def _plan_remove(self, keys: Sequence[str]) -> Plan[list[str]]:
+        if not keys:
+            return []
+        names = [self._prefix + key for key in keys]
+        positions = yield self._remove_call(names, [_bucket(key) for key in keys])
+        return [keys[int(i) - 1] for i in positions]
+
+    def _plan_remove_expired(self, entries: Sequence[Entry]) -> Plan[list[Entry]]:
+        """Remove entries still holding the expiry they were read with."""
+        positions = yield self._remove_expired_call(entries)
+        return [entries[int(i) - 1] for i in positions]
+
+    def _remove_expired_call(self, entries: Sequence[Entry]) -> Lua:
+        return Lua(
+            lua.REMOVE_IF_EXPIRES,
+            [self._index, *[self._prefix + e.key for e in entries]],
+            [self._skip, *[repr(e.expires_at) for e in entries]],
+        )
+
+    def _walk_remove_matching(self, matches: Callable[[str], object], how: str) -> Walk:
+        """SCAN the namespace; remove the keys ``matches`` accepts, a page per round trip."""
+        glob = glob_escape(self._prefix) + "*"
+        skip = len(self._prefix)
+        seen: set[bytes] = set()
+        fields = [] if how == "wipe" else ["all"]
+        cursor: Any = 0
+        while True:
+            cursor, page = yield Call(("SCAN", cursor, "MATCH", glob, "COUNT", self._batch))
+            doomed = [n for n in page if n not in seen and matches(n.decode()[skip:])]
+            if doomed:
+                seen.update(doomed)
+                positions = yield self._remove_call(doomed, fields)
+                yield Batch([doomed[int(i) - 1].decode()[skip:] for i in positions])
+            if int(cursor) == 0:
+                return
+
+    def _walk_remove_prefix(self, prefix: str) -> Walk:
+        upper = prefix_successor(prefix)
+        low = "[k" + prefix
+        high = "(l" if upper is None else "(k" + upper
+        field = "p:" + prefix
+        rebuilt = False
+        while True:
+            looked, *removed = yield Lua(
+                lua.REMOVE_RANGE,
+                [self._index, self._stamps],
+                [self._prefix, low, high, self._batch, field],
+            )
+            if int(looked) < 0:
+                if rebuilt:
+                    return  # evicted again meanwhile: the scan removed the entries
+                yield from self._walk_rebuild(prefix, field)
+                rebuilt = True  # then drop the index members the scan did not meet
+                continue
+            yield Batch([member.decode() for member in removed])
+            if int(looked) < self._batch:
+                return
+
+    def _walk_rebuild(self, prefix: str, field: str) -> Walk:
+        """The index is not known complete: remove by SCAN, and index what stays."""
+        token = "r" + secrets.token_hex(8)
+        yield Lua(lua.BEGIN_REBUILD, [self._index, self._stamps], [token, field])
+        glob = glob_escape(self._prefix) + "*"
+        skip = len(self._prefix)
+        seen: set[bytes] = set()
+        cursor: Any = 0
+        while True:
+            cursor, page = yield Call(("SCAN", cursor, "MATCH", glob, "COUNT", self._batch))
+            fresh = [n for n in page if n not in seen]
+            if fresh:
+                seen.update(fresh)
+                positions = yield Lua(lua.REBUILD_PAGE, [self._index, *fresh], [self._skip, prefix])
+                yield Batch([fresh[int(i) - 1].decode()[skip:] for i in positions])
+            if int(cursor) == 0:
+                break
+        yield Lua(lua.FINISH_REBUILD, [self._index], [token])
+
+    def _walk_purge(self, now: float) -> Walk:
+        glob = glob_escape(self._prefix) + "*"
+        skip = len(self._prefix)
+        seen: set[bytes] = set()
+        cursor: Any = 0
+        while True:
+            cursor, page = yield Call(("SCAN", cursor, "MATCH", glob, "COUNT", self._batch))
+            fresh = [n for n in page if n not in seen]
+            seen.update(fresh)
+            if fresh:
+                raws = yield Call(("MGET", *fresh))
+                keys = [name.decode()[skip:] for name in fresh]
+                expired = [
+                    e for e in map(_expired_entry, keys, raws, [now] * len(keys)) if e is not None
+                ]
+                if expired:
+                    positions = yield self._remove_expired_call(expired)
+                    yield Batch([expired[int(i) - 1] for i in positions])
+            if int(cursor) == 0:
+                return
+
+    # -- plans: the cross-process fill lock ---------------------------------------------------
+
+    def _plan_claim(self, key: str, now: Callable[[], float]) -> Plan[tuple[Entry | None, object]]:
+        backend = self.backend
+        if not backend.cross_process_lock:
+            return None, None
+        token = secrets.token_hex(16)
+        lock = backend.lock_prefix + key
+        px = max(1, math.ceil(backend.lock_timeout * 1000))
+        deadline = time.monotonic() + backend.lock_timeout
+        while True:
+            try:
+                mine = yield Call(("SET", lock, token, "NX", "PX", px))
+                raw = yield Call(("GET", self._prefix + key))
+            except Exception as error:
+                if fault_kind(error) is None:
+                    raise
+                return None, None  # unreachable: compute without the lock
+            try:
+                found = self._decode(key, raw)
+            except CorruptEntry:
+                found = None
+            if found is not None and now() < found.expires_at:
+                if mine:
+                    yield Lua(lua.RELEASE, [lock], [token])
+                return found, None  # another process stored it meanwhile
+            if mine:
+                return None, token
+            if time.monotonic() >= deadline:
+                return None, None
+            yield Sleep(backend.lock_poll)
+
+    def _plan_release(self, key: str, token: object) -> Plan[None]:
+        try:
+            yield Lua(lua.RELEASE, [self.backend.lock_prefix + key], [token])
+        except Exception as error:
+            if fault_kind(error) is None:
+                raise  # unreachable: the lock expires by itself after lock_timeout
+
+    # -- the Store protocol ------------------------------------------------------------------
+
+    def lookup(self, key: str) -> Entry | None:
+        return self._run(self._plan_lookup(key))
+
+    async def alookup(self, key: str) -> Entry | None:
+        return await self._arun(self._plan_lookup(key))
+
+    def lookup_many(self, keys: Sequence[str]) -> list[Any]:
+        return self._run(self._plan_lookup_many(keys))
+
+    async def alookup_many(self, keys: Sequence[str]) -> list[Any]:
+        return await self._arun(self._plan_lookup_many(keys))
+
+    def lookup_for_fill(self, key: str) -> tuple[Entry | None, Stamp | None]:
+        return self._run(self._plan_lookup_for_fill(key))
+
+    async def alookup_for_fill(self, key: str) -> tuple[Entry | None, Stamp | None]:
+        return await self._arun(self._plan_lookup_for_fill(key))
+
+    def peek(self, key: str) -> Entry | None:
+        return self._run(self._plan_lookup(key))
+
+    async def apeek(self, key: str) -> Entry | None:
+        return await self._arun(self._plan_lookup(key))
+
+    def contains(self, key: str) -> bool:
+        return self._run(self._plan_contains(key))
+
+    async def acontains(self, key: str) -> bool:
+        return await self._arun(self._plan_contains(key))
+
+    def keys(self) -> list[str]:
+        return self._run(self._plan_keys())
+
+    async def akeys(self) -> list[str]:
+        return await self._arun(self._plan_keys())
+
+    def size(self) -> int:
+        return self._run(self._plan_size())
+
+    async def asize(self) -> int:
+        return await self._arun(self._plan_size())
+
+    def put(self, entry: Entry, now: float) -> list[Displaced]:
+        return self._run(self._plan_put(entry))
+
+    async def aput(self, entry: Entry, now: float) -> list[Displaced]:
+        return await self._arun(self._plan_put(entry))
+
+    def put_many(self, entries: Sequence[Entry], now: float) -> list[Displaced]:
+        return self._run(self._plan_put_many(entries))
+
+    async def aput_many(self, entries: Sequence[Entry], now: float) -> list[Displaced]:
+        return await self._arun(self._plan_put_many(entries))
+
+    def put_if_unchanged(
+        self, entry: Entry, now: float, stamp: Stamp | None, unchanged: Callable[[], bool]
+    ) -> tuple[bool, list[Displaced]]:
+        return self._run(self._plan_put_if_unchanged(entry, stamp, unchanged))
+
+    async def aput_if_unchanged(
+        self, entry: Entry, now: float, stamp: Stamp | None, unchanged: Callable[[], bool]
+    ) -> tuple[bool, list[Displaced]]:
+        return await self._arun(self._plan_put_if_unchanged(entry, stamp, unchanged))
+
+    def remove(self, keys: Sequence[str]) -> list[str]:
+        return self._run(self._plan_remove(keys))
+
+    async def aremove(self, keys: Sequence[str]) -> list[str]:
+        return await self._arun(self._plan_remove(keys))
+
+    def remove_expired(self, entries: Sequence[Entry]) -> list[Entry]:
+        return self._run(self._plan_remove_expired(entries))
+
+    async def aremove_expired(self, entries: Sequence[Entry]) -> list[Entry]:
+        return await self._arun(self._plan_remove_expired(entries))
+
+    def remove_prefix(self, prefix: str) -> Iterator[list[str]]:
+        return self._walk(self._walk_remove_prefix(prefix))
+
+    def aremove_prefix(self, prefix: str) -> AsyncIterator[list[str]]:
+        return self._awalk(self._walk_remove_prefix(prefix))
+
+    def remove_matching(self, matches: Callable[[str], object]) -> Iterator[list[str]]:
+        return self._walk(self._walk_remove_matching(matches, "pattern"))
+
+    def aremove_matching(self, matches: Callable[[str], object]) -> AsyncIterator[list[str]]:
+        return self._awalk(self._walk_remove_matching(matches, "pattern"))
+
+    def remove_all(self) -> Iterator[list[str]]:
+        return self._walk(self._walk_remove_matching(_every_key, "clear"))
+
+    def aremove_all(self) -> AsyncIterator[list[str]]:
+        return self._awalk(self._walk_remove_matching(_every_key, "clear"))
+
+    def purge_expired(self, now: float) -> Iterator[list[Entry]]:
+        return self._walk(self._walk_purge(now))
+
+    def apurge_expired(self, now: float) -> AsyncIterator[list[Entry]]:
+        return self._awalk(self._walk_purge(now))
+
+    def wipe(self) -> None:
+        for _ in self._walk(self._walk_remove_matching(_every_key, "wipe")):
+            pass
+
+    def claim_fill(self, key: str, now: Callable[[], float]) -> tuple[Entry | None, object]:
+        return self._run(self._plan_claim(key, now))
+
+    async def aclaim_fill(self, key: str, now: Callable[[], float]) -> tuple[Entry | None, object]:
+        return await self._arun(self._plan_claim(key, now))
+
+    def release_fill(self, key: str, token: object) -> None:
+        self._run(self._plan_release(key, token))
+
+    async def arelease_fill(self, key: str, token: object) -> None:
+        await self._arun(self._plan_release(key, token))
+
+
+class _Watch:
+    """``with`` block around one command: keeps the server's outage state."""
+
+    __slots__ = ("outage", "namespace")
+
+    def __init__(self, outage: Outage, namespace: str) -> None:
+        self.outage = outage
+        self.namespace = namespace
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        if error is None:
+            if self.outage.active:
+                self.outage.answered()
+        elif fault_kind(error) == "unreachable":
+            self.outage.failed(error, self.namespace)
+
+
+def _command(step: Call | Lua, loaded: bool = True) -> tuple[Any, ...]:
+    """The arguments of ``execute_command``; a script by its SHA1 unless not ``loaded``."""
+    if isinstance(step, Call):
+        return step
+    if loaded:
+        return ("EVALSHA", step.script.sha, len(step.keys), *step.keys, *step.args)
+    return ("EVAL", step.script.source, len(step.keys), *step.keys, *step.args)
+
+
+def _px(ttl: float) -> str:
+    px = server_px(ttl)
+    return "" if px is None else str(px)
+
+
+def _bucket(key: str) -> str:
+    return f"b{zlib.crc32(key.encode()) % lua.BUCKETS}"
+
+
+def _expired_entry(key: str, raw: bytes | None, now: float) -> Entry | None:
+    if raw is None:
+        return None
+    try:
+        _, expires_at, ttl = decode(raw)
+    except ValueError:
+        return None  # not ours: purge goes on past it
+    if now < expires_at:
+        return None
+    return Entry(key, None, expires_at, ttl)
+
+
+def _every_key(key: str) -> bool:
+    return True
