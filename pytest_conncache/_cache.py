@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import (
-    AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
-    Iterator,
     Mapping,
     Sequence,
 )
+from functools import partial
 from typing import Any, TypeVar, overload
 
 from . import _validate
@@ -28,7 +27,7 @@ from ._core import DEFAULT_TTL, MISSING, any_key
 from ._memory import MemoryStore
 from ._removals import Removal
 from ._stats import CacheStats
-from ._store import Backend, CorruptEntry, Entry, Store
+from ._store import Backend, CorruptEntry, Entry, Sink, Store
 from ._validate import Seconds
 
 __all__ = ["DEFAULT_TTL", "ConnectionCache"]
@@ -371,50 +370,61 @@ class ConnectionCache(CacheAside[V]):
 
     def invalidate(self, key: str) -> bool:
         """Remove ``key``; True if an entry was stored."""
-        keys, now = self._doomed([_validate.key(key)])
-        return self._removed_from(lambda: self._store.remove(keys), now, "invalidate") > 0
+        keys, count = self._doomed([_validate.key(key)], "invalidate")
+        return self._drain(lambda sink: sink(self._store.remove(keys)), count) > 0
 
     async def ainvalidate(self, key: str) -> bool:
         """``invalidate``, awaitable."""
-        keys, now = self._doomed([_validate.key(key)])
-        return await self._aremoved_from(self._store.aremove(keys), now, "invalidate") > 0
+        keys, count = self._doomed([_validate.key(key)], "invalidate")
+        return await self._adrain(partial(self._aremove, keys), count) > 0
 
     def invalidate_many(self, keys: Iterable[str]) -> int:
         """Remove the listed keys; how many were stored. One round trip on Redis."""
-        doomed, now = self._doomed(_validate.keys(keys))
-        return self._removed_from(lambda: self._store.remove(doomed), now, "invalidate_many")
+        doomed, count = self._doomed(_validate.keys(keys), "invalidate_many")
+        return self._drain(lambda sink: sink(self._store.remove(doomed)), count)
 
     async def ainvalidate_many(self, keys: Iterable[str]) -> int:
         """``invalidate_many``, awaitable."""
-        doomed, now = self._doomed(_validate.keys(keys))
-        return await self._aremoved_from(self._store.aremove(doomed), now, "invalidate_many")
+        doomed, count = self._doomed(_validate.keys(keys), "invalidate_many")
+        return await self._adrain(partial(self._aremove, doomed), count)
 
-    def _doomed(self, keys: list[str]) -> tuple[list[str], float]:
-        """Before removing ``keys``: read the clock, and mark their flights stale."""
-        now = self._clock.read()
+    async def _aremove(self, keys: list[str], sink: Sink[str]) -> None:
+        sink(await self._store.aremove(keys))
+
+    def _doomed(self, keys: list[str], how: str) -> tuple[list[str], Callable[[list[str]], int]]:
+        """Before removing ``keys``: mark their flights stale; how to count removals."""
+        count = self._counter(how)
         if self._flights or self._async_flights:
             wanted = set(keys)
             self._mark_stale(wanted.__contains__)
-        return keys, now
+        return keys, count
+
+    def _counter(self, how: str) -> Callable[[list[str]], int]:
+        """Counts removed keys as invalidations by ``how``, at now (read here, before
+        anything changes, so that a failing clock changes nothing)."""
+        now = self._clock.read()
+        return lambda keys: self._count_removed(keys, now, how)
 
     def invalidate_pattern(self, pattern: str | re.Pattern[str]) -> int:
         """Remove every key where ``pattern.search(key)`` matches; return how many.
 
         Unanchored patterns match anywhere, like JavaScript's ``RegExp.test``.
         """
-        search, now = self._pattern_doomed(pattern)
-        return self._drain(self._store.remove_matching(search), now, "invalidate_pattern")
+        search, count = self._pattern_doomed(pattern)
+        return self._drain(partial(self._store.remove_matching, search), count)
 
     async def ainvalidate_pattern(self, pattern: str | re.Pattern[str]) -> int:
         """``invalidate_pattern``, awaitable; on Redis it awaits between SCAN batches."""
-        search, now = self._pattern_doomed(pattern)
-        return await self._adrain(self._store.aremove_matching(search), now, "invalidate_pattern")
+        search, count = self._pattern_doomed(pattern)
+        return await self._adrain(partial(self._store.aremove_matching, search), count)
 
-    def _pattern_doomed(self, pattern: str | re.Pattern[str]) -> tuple[Callable[[str], Any], float]:
+    def _pattern_doomed(
+        self, pattern: str | re.Pattern[str]
+    ) -> tuple[Callable[[str], Any], Callable[[list[str]], int]]:
         search = _validate.pattern(pattern).search
-        now = self._clock.read()
+        count = self._counter("invalidate_pattern")
         self._mark_stale(search)
-        return search, now
+        return search, count
 
     def invalidate_prefix(self, prefix: str) -> int:
         """Remove every key that starts with the literal ``prefix``; return how many.
@@ -422,76 +432,67 @@ class ConnectionCache(CacheAside[V]):
         Uses the store's sorted key index: the cost grows with the keys
         removed, not with the size of the cache.
         """
-        now = self._prefix_doomed(prefix)
-        return self._drain(self._store.remove_prefix(prefix), now, "invalidate_prefix")
+        count = self._prefix_doomed(prefix)
+        return self._drain(partial(self._store.remove_prefix, prefix), count)
 
     async def ainvalidate_prefix(self, prefix: str) -> int:
         """``invalidate_prefix``, awaitable."""
-        now = self._prefix_doomed(prefix)
-        return await self._adrain(self._store.aremove_prefix(prefix), now, "invalidate_prefix")
+        count = self._prefix_doomed(prefix)
+        return await self._adrain(partial(self._store.aremove_prefix, prefix), count)
 
-    def _prefix_doomed(self, prefix: str) -> float:
+    def _prefix_doomed(self, prefix: str) -> Callable[[list[str]], int]:
         _validate.key(prefix, "prefix")
-        now = self._clock.read()
+        count = self._counter("invalidate_prefix")
         self._mark_stale(lambda key: key.startswith(prefix))
-        return now
+        return count
 
     def clear(self) -> None:
         """Remove every entry; each one counts as an invalidation."""
-        now = self._all_doomed()
-        self._drain(self._store.remove_all(), now, "clear")
+        self._drain(self._store.remove_all, self._all_doomed())
 
     async def aclear(self) -> None:
         """``clear``, awaitable."""
-        now = self._all_doomed()
-        await self._adrain(self._store.aremove_all(), now, "clear")
+        await self._adrain(self._store.aremove_all, self._all_doomed())
 
-    def _all_doomed(self) -> float:
-        now = self._clock.read()
+    def _all_doomed(self) -> Callable[[list[str]], int]:
+        count = self._counter("clear")
         self._mark_stale(any_key)
-        return now
+        return count
 
     def purge_expired(self) -> int:
         """Remove every expired entry now; return how many."""
         now = self._clock.read()
-        purged = 0
-        with self._guard(self._store.fail_open_invalidations):
-            for expired in self._store.purge_expired(now):
-                purged += self._count_expired(expired)
-        return purged
+        return self._drain(partial(self._store.purge_expired, now), self._count_expired)
 
     async def apurge_expired(self) -> int:
         """``purge_expired``, awaitable."""
         now = self._clock.read()
-        purged = 0
-        with self._guard(self._store.fail_open_invalidations):
-            async for expired in self._store.apurge_expired(now):
-                purged += self._count_expired(expired)
-        return purged
+        return await self._adrain(partial(self._store.apurge_expired, now), self._count_expired)
 
-    def _removed_from(self, remove: Callable[[], list[str]], now: float, how: str) -> int:
-        removed: list[str] = []
+    def _drain(self, remove: Callable[[Sink[Any]], None], count: Callable[[Any], int]) -> int:
+        """Run a removal, counting each batch as it comes; a fault ends it (``_guard``)."""
+        tally = Tally(count)
         with self._guard(self._store.fail_open_invalidations):
-            removed = remove()
-        return self._count_removed(removed, now, how)
+            remove(tally)
+        return tally.total
 
-    async def _aremoved_from(self, removal: Awaitable[list[str]], now: float, how: str) -> int:
-        removed: list[str] = []
+    async def _adrain(
+        self, remove: Callable[[Sink[Any]], Awaitable[None]], count: Callable[[Any], int]
+    ) -> int:
+        tally = Tally(count)
         with self._guard(self._store.fail_open_invalidations):
-            removed = await removal
-        return self._count_removed(removed, now, how)
+            await remove(tally)
+        return tally.total
 
-    def _drain(self, batches: Iterator[list[str]], now: float, how: str) -> int:
-        """Count each batch a removal yields as it goes; a fault ends it (see _guard)."""
-        removed = 0
-        with self._guard(self._store.fail_open_invalidations):
-            for keys in batches:
-                removed += self._count_removed(keys, now, how)
-        return removed
 
-    async def _adrain(self, batches: AsyncIterator[list[str]], now: float, how: str) -> int:
-        removed = 0
-        with self._guard(self._store.fail_open_invalidations):
-            async for keys in batches:
-                removed += self._count_removed(keys, now, how)
-        return removed
+class Tally:
+    """A sink that counts each batch a removal hands it, and keeps the total."""
+
+    __slots__ = ("count", "total")
+
+    def __init__(self, count: Callable[[Any], int]) -> None:
+        self.count = count
+        self.total = 0
+
+    def __call__(self, batch: list[Any]) -> None:
+        self.total += self.count(batch)

@@ -22,10 +22,10 @@ import heapq
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 from ._keyindex import LOAD, SortedKeys
-from ._store import NOTHING_DISPLACED, Displaced, Entry, FaultKind, Stamp
+from ._store import NOTHING_DISPLACED, Displaced, Entry, FaultKind, Sink, Stamp
 
 
 class _Retired:
@@ -211,19 +211,19 @@ class MemoryStore:
     def release_fill(self, key: str, token: object) -> None:
         return None
 
-    def remove_prefix(self, prefix: str) -> Iterator[list[str]]:
+    def remove_prefix(self, prefix: str, sink: Sink[str]) -> None:
         with self._lock:
             doomed = self._index.pop_prefix(prefix)
             data = self._data
             for key in doomed:
                 self._retire(data.pop(key))
-        yield doomed
+        sink(doomed)
 
-    def remove_matching(self, matches: Callable[[str], object]) -> Iterator[list[str]]:
+    def remove_matching(self, matches: Callable[[str], object], sink: Sink[str]) -> None:
         with self._lock:
             doomed = [key for key in self._data if matches(key)]
             self._remove_listed(doomed)
-        yield doomed
+        sink(doomed)
 
     def _remove_listed(self, keys: list[str]) -> None:
         """Under the lock: remove stored ``keys``."""
@@ -239,17 +239,17 @@ class MemoryStore:
             for key in keys:
                 index.discard(key)
 
-    def remove_all(self) -> Iterator[list[str]]:
+    def remove_all(self, sink: Sink[str]) -> None:
         with self._lock:
             doomed = list(self._data)
             self._clear()
-        yield doomed
+        sink(doomed)
 
-    def purge_expired(self, now: float) -> Iterator[list[Entry]]:
+    def purge_expired(self, now: float, sink: Sink[Entry]) -> None:
         with self._lock:
             expired = [e for e in self._data.values() if now >= e.expires_at]
             self._remove_listed([e.key for e in expired])
-        yield expired
+        sink(expired)
 
     def wipe(self) -> None:
         with self._lock:
@@ -309,18 +309,14 @@ class MemoryStore:
     async def arelease_fill(self, key: str, token: object) -> None:
         return None
 
-    async def aremove_prefix(self, prefix: str) -> AsyncIterator[list[str]]:
-        for batch in self.remove_prefix(prefix):
-            yield batch
+    async def aremove_prefix(self, prefix: str, sink: Sink[str]) -> None:
+        self.remove_prefix(prefix, sink)
 
-    async def aremove_matching(self, matches: Callable[[str], object]) -> AsyncIterator[list[str]]:
-        for batch in self.remove_matching(matches):
-            yield batch
+    async def aremove_matching(self, matches: Callable[[str], object], sink: Sink[str]) -> None:
+        self.remove_matching(matches, sink)
 
-    async def aremove_all(self) -> AsyncIterator[list[str]]:
-        for batch in self.remove_all():
-            yield batch
+    async def aremove_all(self, sink: Sink[str]) -> None:
+        self.remove_all(sink)
 
-    async def apurge_expired(self, now: float) -> AsyncIterator[list[Entry]]:
-        for batch in self.purge_expired(now):
-            yield batch
+    async def apurge_expired(self, now: float, sink: Sink[Entry]) -> None:
+        self.purge_expired(now, sink)

@@ -1,12 +1,14 @@
 """RedisStore: a cache's entries in one namespace of a Redis server.
 
 Each operation is written once, as a *plan*: a generator that yields Redis
-commands (``Call``, or a ``Lua`` script call) and receives their replies,
-and returns the operation's result (or, for removals walked in batches,
-yields ``Batch`` results as it goes). ``_run`` executes a plan with the
-synchronous client, ``_arun`` with this event loop's ``redis.asyncio``
-client, so the sync and the awaitable half of the ``Store`` protocol share
-every line but the driver. The drivers also keep the server's outage state.
+commands (``Call``, or a ``Lua`` script call), receives their replies (or
+has their errors thrown in), and returns the operation's result; a long
+removal also yields ``Batch`` results, which go to the caller's sink as
+they come. ``_run`` executes a plan with the synchronous client, ``_arun``
+with this event loop's ``redis.asyncio`` client, so the sync and the
+awaitable half of the ``Store`` protocol share every line but the driver's
+one call. ``_Feed`` does the rest of a driver's work: advancing the plan,
+EVALSHA's fallback to EVAL, and the server's outage state.
 
 The layout (entries, index, change stamps) and every multi-key step are in
 ``_redis_scripts.py``.
@@ -14,23 +16,20 @@ The layout (entries, index, change stamps) and every multi-key step are in
 
 from __future__ import annotations
 
-import asyncio
 import math
 import secrets
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, TypeVar, cast
 
-import redis
-import redis.asyncio
 from redis.exceptions import NoScriptError
 
 from . import _redis_scripts as lua
 from ._envelope import decode, encode, server_px
 from ._keyindex import prefix_successor
 from ._redis import Outage, RedisBackend, fault_kind, glob_escape
-from ._store import NOTHING_DISPLACED, CorruptEntry, Displaced, Entry, FaultKind, Stamp
+from ._store import NOTHING_DISPLACED, CorruptEntry, Displaced, Entry, FaultKind, Sink, Stamp
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -53,15 +52,6 @@ class Lua:
         self.args = args
 
 
-class Sleep:
-    """Not a command: the driver waits (``time.sleep`` or ``asyncio.sleep``)."""
-
-    __slots__ = ("seconds",)
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-
 class Batch:
     """Not a command: a batch of results handed to the caller of a walking plan."""
 
@@ -71,9 +61,13 @@ class Batch:
         self.items = items
 
 
-Step = Call | Lua | Sleep
-Plan = Generator[Step, Any, R]
-Walk = Generator[Step | Batch, Any, None]
+Step = Call | Lua
+Plan = Generator[Step | Batch, Any, R]
+
+
+def _ignore(batch: list[Any]) -> None:
+    return None
+
 
 # Keys longer than this check the stamp of every prefix invalidation
 # (``prefix``) instead of one field per prefix of theirs.
@@ -108,7 +102,6 @@ class RedisStore:
         self._batch = backend.scan_batch
         self._stores = 0
         self._prune_from = "-"
-        self._watch = _Watch(self._outage, backend.namespace)
 
     def fault_kind(self, error: BaseException) -> FaultKind:
         return fault_kind(error)
@@ -121,83 +114,22 @@ class RedisStore:
 
     # -- drivers -----------------------------------------------------------------------
 
-    def _run(self, plan: Plan[R]) -> R:
-        client = self._connections.client
-        try:
-            step = next(plan)
-            while True:
-                try:
-                    reply = self._execute(client, step)
-                except Exception as error:
-                    step = plan.throw(error)
-                else:
-                    step = plan.send(reply)
-        except StopIteration as done:
-            return cast(R, done.value)
+    def _run(self, plan: Plan[R], sink: Sink[Any] = _ignore) -> R:
+        execute: Callable[..., Any] = self._connections.client.execute_command
+        feed = _Feed(plan, sink, self._outage, self.backend.namespace)
+        while (command := feed.next()) is not None:
+            with feed:
+                feed.reply = execute(*command)
+        return cast(R, feed.result)
 
-    async def _arun(self, plan: Plan[R]) -> R:
+    async def _arun(self, plan: Plan[R], sink: Sink[Any] = _ignore) -> R:
         client = await self._connections.async_client()
-        try:
-            step = next(plan)
-            while True:
-                try:
-                    reply = await self._aexecute(client, step)
-                except Exception as error:
-                    step = plan.throw(error)
-                else:
-                    step = plan.send(reply)
-        except StopIteration as done:
-            return cast(R, done.value)
-
-    def _walk(self, plan: Walk) -> Iterator[list[Any]]:
-        client = self._connections.client
-        reply: Any = None
-        while True:
-            try:
-                step = plan.send(reply)
-            except StopIteration:
-                return
-            if isinstance(step, Batch):
-                reply = None
-                yield step.items
-            else:
-                reply = self._execute(client, step)
-
-    async def _awalk(self, plan: Walk) -> AsyncIterator[list[Any]]:
-        client = await self._connections.async_client()
-        reply: Any = None
-        while True:
-            try:
-                step = plan.send(reply)
-            except StopIteration:
-                return
-            if isinstance(step, Batch):
-                reply = None
-                yield step.items
-            else:
-                reply = await self._aexecute(client, step)
-
-    def _execute(self, client: redis.Redis, step: Step) -> Any:
-        if isinstance(step, Sleep):
-            time.sleep(step.seconds)
-            return None
-        execute: Callable[..., Any] = client.execute_command
-        with self._watch:
-            try:
-                return execute(*_command(step))
-            except NoScriptError:
-                return execute(*_command(step, loaded=False))
-
-    async def _aexecute(self, client: redis.asyncio.Redis, step: Step) -> Any:
-        if isinstance(step, Sleep):
-            await asyncio.sleep(step.seconds)
-            return None
         execute: Callable[..., Awaitable[Any]] = client.execute_command
-        with self._watch:
-            try:
-                return await execute(*_command(step))
-            except NoScriptError:
-                return await execute(*_command(step, loaded=False))
+        feed = _Feed(plan, sink, self._outage, self.backend.namespace)
+        while (command := feed.next()) is not None:
+            with feed:
+                feed.reply = await execute(*command)
+        return cast(R, feed.result)
 
     # -- plans: reads --------------------------------------------------------------------
 
@@ -244,7 +176,7 @@ class RedisStore:
     def _plan_contains(self, key: str) -> Plan[bool]:
         return bool((yield Call(("EXISTS", self._prefix + key))))
 
-    def _plan_scan(self, glob: str) -> Generator[Step, Any, list[list[bytes]]]:
+    def _plan_scan(self, glob: str) -> Plan[list[list[bytes]]]:
         pages: list[list[bytes]] = []
         cursor: Any = 0
         while True:
@@ -343,7 +275,7 @@ class RedisStore:
             [self._skip, *[repr(e.expires_at) for e in entries]],
         )
 
-    def _walk_remove_matching(self, matches: Callable[[str], object], how: str) -> Walk:
+    def _plan_remove_matching(self, matches: Callable[[str], object], how: str) -> Plan[None]:
         """SCAN the namespace; remove the keys ``matches`` accepts, a page per round trip."""
         glob = glob_escape(self._prefix) + "*"
         skip = len(self._prefix)
@@ -360,7 +292,7 @@ class RedisStore:
             if int(cursor) == 0:
                 return
 
-    def _walk_remove_prefix(self, prefix: str) -> Walk:
+    def _plan_remove_prefix(self, prefix: str) -> Plan[None]:
         upper = prefix_successor(prefix)
         low = "[k" + prefix
         high = "(l" if upper is None else "(k" + upper
@@ -375,14 +307,14 @@ class RedisStore:
             if int(looked) < 0:
                 if rebuilt:
                     return  # evicted again meanwhile: the scan removed the entries
-                yield from self._walk_rebuild(prefix, field)
+                yield from self._plan_rebuild(prefix, field)
                 rebuilt = True  # then drop the index members the scan did not meet
                 continue
             yield Batch([member.decode() for member in removed])
             if int(looked) < self._batch:
                 return
 
-    def _walk_rebuild(self, prefix: str, field: str) -> Walk:
+    def _plan_rebuild(self, prefix: str, field: str) -> Plan[None]:
         """The index is not known complete: remove by SCAN, and index what stays."""
         token = "r" + secrets.token_hex(8)
         yield Lua(lua.BEGIN_REBUILD, [self._index, self._stamps], [token, field])
@@ -401,7 +333,7 @@ class RedisStore:
                 break
         yield Lua(lua.FINISH_REBUILD, [self._index], [token])
 
-    def _walk_purge(self, now: float) -> Walk:
+    def _plan_purge(self, now: float) -> Plan[None]:
         glob = glob_escape(self._prefix) + "*"
         skip = len(self._prefix)
         seen: set[bytes] = set()
@@ -452,7 +384,9 @@ class RedisStore:
                 return None, token
             if time.monotonic() >= deadline:
                 return None, None
-            yield Sleep(backend.lock_poll)
+            # A server-side wait (on a list nobody fills), so that one plan
+            # serves threads and event loops alike.
+            yield Call(("BLPOP", backend.lock_prefix + "#never", backend.lock_poll))
 
     def _plan_release(self, key: str, token: object) -> Plan[None]:
         try:
@@ -539,33 +473,32 @@ class RedisStore:
     async def aremove_expired(self, entries: Sequence[Entry]) -> list[Entry]:
         return await self._arun(self._plan_remove_expired(entries))
 
-    def remove_prefix(self, prefix: str) -> Iterator[list[str]]:
-        return self._walk(self._walk_remove_prefix(prefix))
+    def remove_prefix(self, prefix: str, sink: Sink[str]) -> None:
+        self._run(self._plan_remove_prefix(prefix), sink)
 
-    def aremove_prefix(self, prefix: str) -> AsyncIterator[list[str]]:
-        return self._awalk(self._walk_remove_prefix(prefix))
+    async def aremove_prefix(self, prefix: str, sink: Sink[str]) -> None:
+        await self._arun(self._plan_remove_prefix(prefix), sink)
 
-    def remove_matching(self, matches: Callable[[str], object]) -> Iterator[list[str]]:
-        return self._walk(self._walk_remove_matching(matches, "pattern"))
+    def remove_matching(self, matches: Callable[[str], object], sink: Sink[str]) -> None:
+        self._run(self._plan_remove_matching(matches, "pattern"), sink)
 
-    def aremove_matching(self, matches: Callable[[str], object]) -> AsyncIterator[list[str]]:
-        return self._awalk(self._walk_remove_matching(matches, "pattern"))
+    async def aremove_matching(self, matches: Callable[[str], object], sink: Sink[str]) -> None:
+        await self._arun(self._plan_remove_matching(matches, "pattern"), sink)
 
-    def remove_all(self) -> Iterator[list[str]]:
-        return self._walk(self._walk_remove_matching(_every_key, "clear"))
+    def remove_all(self, sink: Sink[str]) -> None:
+        self._run(self._plan_remove_matching(_every_key, "clear"), sink)
 
-    def aremove_all(self) -> AsyncIterator[list[str]]:
-        return self._awalk(self._walk_remove_matching(_every_key, "clear"))
+    async def aremove_all(self, sink: Sink[str]) -> None:
+        await self._arun(self._plan_remove_matching(_every_key, "clear"), sink)
 
-    def purge_expired(self, now: float) -> Iterator[list[Entry]]:
-        return self._walk(self._walk_purge(now))
+    def purge_expired(self, now: float, sink: Sink[Entry]) -> None:
+        self._run(self._plan_purge(now), sink)
 
-    def apurge_expired(self, now: float) -> AsyncIterator[list[Entry]]:
-        return self._awalk(self._walk_purge(now))
+    async def apurge_expired(self, now: float, sink: Sink[Entry]) -> None:
+        await self._arun(self._plan_purge(now), sink)
 
     def wipe(self) -> None:
-        for _ in self._walk(self._walk_remove_matching(_every_key, "wipe")):
-            pass
+        self._run(self._plan_remove_matching(_every_key, "wipe"))
 
     def claim_fill(self, key: str, now: Callable[[], float]) -> tuple[Entry | None, object]:
         return self._run(self._plan_claim(key, now))
@@ -580,24 +513,68 @@ class RedisStore:
         await self._arun(self._plan_release(key, token))
 
 
-class _Watch:
-    """``with`` block around one command: keeps the server's outage state."""
+class _Feed:
+    """A driver's bookkeeping for one plan.
 
-    __slots__ = ("outage", "namespace")
+    ``next()`` gives the arguments of the next command (None once the plan
+    returned: see ``result``), handing ``Batch`` results to the sink on the
+    way; ``with feed:`` around executing them takes the outcome: the driver
+    sets ``reply``, an error goes into the plan (after one retry with the
+    script's source when the server did not know a script), and either way
+    the server's outage state follows.
+    """
 
-    def __init__(self, outage: Outage, namespace: str) -> None:
+    __slots__ = ("plan", "sink", "outage", "namespace", "step", "reply", "error", "resend")
+
+    def __init__(self, plan: Plan[Any], sink: Sink[Any], outage: Outage, namespace: str) -> None:
+        self.plan = plan
+        self.sink = sink
         self.outage = outage
         self.namespace = namespace
+        self.step: Step | None = None
+        self.reply: Any = None
+        self.error: Exception | None = None
+        self.resend = False
+
+    def next(self) -> tuple[Any, ...] | None:
+        if self.resend and isinstance(self.step, Lua):
+            self.resend = False
+            return _command(self.step, loaded=False)
+        try:
+            while True:
+                error, self.error = self.error, None
+                step = self.plan.send(self.reply) if error is None else self.plan.throw(error)
+                self.reply = None
+                if not isinstance(step, Batch):
+                    break
+                self.sink(step.items)
+        except StopIteration as done:
+            self.reply = done.value
+            return None
+        self.step = step
+        return _command(step)
+
+    @property
+    def result(self) -> Any:
+        return self.reply
 
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> bool:
         if error is None:
             if self.outage.active:
                 self.outage.answered()
-        elif fault_kind(error) == "unreachable":
+            return False
+        if not isinstance(error, Exception):
+            return False  # cancellation, KeyboardInterrupt: not the plan's business
+        if isinstance(error, NoScriptError) and not self.resend:
+            self.resend = True  # the server restarted or flushed its scripts
+            return True
+        if fault_kind(error) == "unreachable":
             self.outage.failed(error, self.namespace)
+        self.error = error
+        return True
 
 
 def _command(step: Call | Lua, loaded: bool = True) -> tuple[Any, ...]:

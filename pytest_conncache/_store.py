@@ -11,8 +11,13 @@ Times are the cache's clock readings, passed in: a store reads no clock.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any, Literal, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Protocol, TypeVar
+
+T = TypeVar("T")
+
+#: Where a store hands what a long removal removed, a batch at a time, as it goes.
+Sink = Callable[[list[T]], None]
 
 #: What a store error means to the cache: the server cannot be reached (served
 #: as a miss where configured), it refuses writes (out of memory, read-only),
@@ -136,16 +141,16 @@ class Store(Protocol):
         """Remove each entry still stored as it was read; those removed."""
         ...
 
-    def remove_prefix(self, prefix: str) -> Iterator[list[str]]:
-        """Remove keys starting with ``prefix``, a batch at a time."""
+    def remove_prefix(self, prefix: str, sink: Sink[str]) -> None:
+        """Remove keys starting with ``prefix``; each batch removed goes to ``sink``."""
         ...
 
-    def remove_matching(self, matches: Callable[[str], object]) -> Iterator[list[str]]: ...
+    def remove_matching(self, matches: Callable[[str], object], sink: Sink[str]) -> None: ...
 
-    def remove_all(self) -> Iterator[list[str]]: ...
+    def remove_all(self, sink: Sink[str]) -> None: ...
 
-    def purge_expired(self, now: float) -> Iterator[list[Entry]]:
-        """Remove entries expired at ``now``, a batch at a time (unreadable ones stay)."""
+    def purge_expired(self, now: float, sink: Sink[Entry]) -> None:
+        """Remove entries expired at ``now`` (unreadable ones stay), batches to ``sink``."""
         ...
 
     def wipe(self) -> None:
@@ -187,13 +192,13 @@ class Store(Protocol):
 
     async def aremove_expired(self, entries: Sequence[Entry]) -> list[Entry]: ...
 
-    def aremove_prefix(self, prefix: str) -> AsyncIterator[list[str]]: ...
+    async def aremove_prefix(self, prefix: str, sink: Sink[str]) -> None: ...
 
-    def aremove_matching(self, matches: Callable[[str], object]) -> AsyncIterator[list[str]]: ...
+    async def aremove_matching(self, matches: Callable[[str], object], sink: Sink[str]) -> None: ...
 
-    def aremove_all(self) -> AsyncIterator[list[str]]: ...
+    async def aremove_all(self, sink: Sink[str]) -> None: ...
 
-    def apurge_expired(self, now: float) -> AsyncIterator[list[Entry]]: ...
+    async def apurge_expired(self, now: float, sink: Sink[Entry]) -> None: ...
 
     async def aclaim_fill(
         self, key: str, now: Callable[[], float]
