@@ -54,7 +54,7 @@ class CacheAside(CacheCore[V]):
             try:
                 entry, stamp = self._store.lookup_for_fill(key)
             except Exception as error:
-                entry, stamp = self._read_failed(error), None
+                entry, stamp = self._read_failed(error, key), None
             value = self._answer(key, entry)
             if value is not MISSING:
                 return value  # type: ignore[no-any-return]
@@ -182,14 +182,14 @@ class CacheAside(CacheCore[V]):
         _validate.callable_(factory, "factory")
         loop = asyncio.get_running_loop()
         while True:
-            flight = self._async_flights.get(loop, key)
+            flight = self._async_flights.running(loop, key)
             if flight is not None and not flight.stale:
                 return await self._await_flight(key, flight, leader=False)  # type: ignore[no-any-return]
             fills = self._fills
             try:
                 entry, stamp = await self._store.alookup_for_fill(key)
             except Exception as error:
-                entry, stamp = self._read_failed(error), None
+                entry, stamp = self._read_failed(error, key), None
             value = self._answer(key, entry)
             if value is not MISSING:
                 return value  # type: ignore[no-any-return]
@@ -207,7 +207,7 @@ class CacheAside(CacheCore[V]):
         """``_join`` for coroutines; the leader counts its miss once its factory
         gave an awaitable (see ``_launch``)."""
         with self._lock:
-            flight = self._async_flights.get(loop, key)
+            flight = self._async_flights.running(loop, key)
             if flight is not None and not flight.stale:
                 return flight, False
             if flight is None and self._fills != fills:

@@ -20,6 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import count
 from typing import Any, Generic, TypeVar
 
 from . import _validate
@@ -61,6 +62,18 @@ def any_key(key: str) -> bool:
     return True
 
 
+def ttl_too_small(seconds: float, now: float) -> ValueError:
+    return ValueError(
+        f"ttl {seconds!r} is too small for the clock: at {now!r} seconds, "
+        "now + ttl == now (the entry would be expired when stored)"
+    )
+
+
+def counted(counter: count[int]) -> int:
+    """How many times ``next`` was called on a fresh ``itertools.count``."""
+    return int(repr(counter)[6:-1])  # "count(17)"
+
+
 class CacheCore(Generic[V]):
     """State and shared steps of ``ConnectionCache`` (see the module docstring)."""
 
@@ -85,7 +98,9 @@ class CacheCore(Generic[V]):
         self._async_flights = AsyncFlights()
         self._fills = 0  # get_or_set fills landed so far: see CacheAside._join
         self._landed: dict[str, tuple[int, Any, BaseException | None]] = {}
-        self._hits = self._misses = self._sets = 0
+        # The hot counters count without the lock while nobody observes: next()
+        # on an itertools.count is one atomic step under the GIL.
+        self._hits, self._misses, self._sets = count(), count(), count()
         self._invalidations = self._expirations = self._evictions = self._errors = 0
         self._corrupt_warned: set[str] = set()
         self._refusing = False  # warned that the store refuses get_or_set's writes
@@ -98,22 +113,36 @@ class CacheCore(Generic[V]):
 
     # -- reading an entry ------------------------------------------------------------
 
+    def _read(self, key: str, entry: Entry | None, default: Any) -> Any:
+        """What ``get`` answers once the store gave ``entry``: the live value (a hit),
+        else ``default`` (a miss, after removing the entry if it expired)."""
+        if entry is not None:
+            value = entry.value  # before the expiry: see _memory's retired entries
+            if self._clock.read() < entry.expires_at and value is not RETIRED:
+                if observers.active:
+                    self._count_hit(key)
+                else:
+                    next(self._hits)
+                return value
+            self._drop_expired(self._expired(entry))
+        elif not key.isascii():
+            _validate.key(key)  # found nothing: was it a key at all?
+        if observers.active:
+            self._count_miss(key)
+        else:
+            next(self._misses)
+        return default
+
     def _answer(self, key: str, entry: Entry | None) -> Any:
-        """The live value of ``entry`` (one hit counted), else MISSING."""
+        """The live value of ``entry`` (one hit counted), else MISSING (nothing counted)."""
         if entry is None:
             return MISSING
-        value = entry.value  # before the expiry: see _memory's retired entries
+        value = entry.value
         if self._clock.read() < entry.expires_at and value is not RETIRED:
-            lock = self._lock
-            lock.acquire()  # acquire/release, not ``with``: the hit path, measured faster
-            self._hits += 1
             if observers.active:
-                try:
-                    observers.hook.conncache_hit(cache=self, key=key)
-                finally:
-                    lock.release()
+                self._count_hit(key)
             else:
-                lock.release()
+                next(self._hits)
             return value
         return MISSING
 
@@ -150,10 +179,7 @@ class CacheCore(Generic[V]):
             now = self._clock.read()
         expires_at = now + seconds
         if expires_at <= now:
-            raise ValueError(
-                f"ttl {seconds!r} is too small for the clock: at {now!r} seconds, "
-                "now + ttl == now (the entry would be expired when stored)"
-            )
+            raise ttl_too_small(seconds, now)
         return Entry(key, value, expires_at, seconds), now
 
     # -- running flights -----------------------------------------------------------------
@@ -172,29 +198,28 @@ class CacheCore(Generic[V]):
 
     def _count_hit(self, key: str) -> None:
         with self._lock:
-            self._hits += 1
+            next(self._hits)
             if observers.active:
                 observers.hook.conncache_hit(cache=self, key=key)
 
     def _count_miss(self, key: str) -> None:
         with self._lock:
-            self._misses += 1
+            next(self._misses)
             if observers.active:
                 observers.hook.conncache_miss(cache=self, key=key)
 
     def _count_set(self, key: str, displaced: list[Displaced], now: float) -> None:
-        lock = self._lock
-        lock.acquire()  # acquire/release, not ``with``: set is a hot path
-        try:
+        if not (displaced or self._removed or observers.active):
+            next(self._sets)  # the hot path: nothing else to record
+            return
+        with self._lock:
             if displaced:
                 self._count_displaced(displaced, now)
-            self._sets += 1
+            next(self._sets)
             if self._removed:
                 self._removed.forget(key)
             if observers.active:
                 observers.hook.conncache_set(cache=self, key=key)
-        finally:
-            lock.release()
 
     def _count_sets(self, entries: Sequence[Entry], displaced: list[Displaced], now: float) -> None:
         with self._lock:
@@ -247,9 +272,9 @@ class CacheCore(Generic[V]):
     def _snapshot(self) -> CacheStats:
         with self._lock:
             return CacheStats(
-                hits=self._hits,
-                misses=self._misses,
-                sets=self._sets,
+                hits=counted(self._hits),
+                misses=counted(self._misses),
+                sets=counted(self._sets),
                 invalidations=self._invalidations,
                 expirations=self._expirations,
                 evictions=self._evictions,
@@ -258,16 +283,19 @@ class CacheCore(Generic[V]):
 
     def _zero(self) -> None:
         with self._lock:
-            self._hits = self._misses = self._sets = 0
+            self._hits, self._misses, self._sets = count(), count(), count()
             self._invalidations = self._expirations = self._evictions = self._errors = 0
             if self._removed:
                 self._removed.clear()
 
     # -- what a store's error means --------------------------------------------------------
 
-    def _read_failed(self, error: Exception) -> Entry | None:
+    def _read_failed(self, error: Exception, key: str | None = None) -> Entry | None:
         """A read that raised: a miss if the entry is unreadable or the server is
-        unreachable (with fail-open reads), counted in ``stats.errors``; else re-raised."""
+        unreachable (with fail-open reads), counted in ``stats.errors``; else re-raised
+        (as the key's own error when the key was not one: the store could not encode it)."""
+        if key is not None:
+            _validate.key(key)
         if isinstance(error, CorruptEntry):
             self._count_error()
             self._warn_corrupt(error)

@@ -91,24 +91,19 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-class AsyncFlights:
-    """The running async flights of one cache, by (event loop, key).
+class AsyncFlights(dict[tuple[int, str], "weakref.ref[AsyncFlight]"]):
+    """The running async flights of one cache, by (id of the event loop, key).
 
     Held weakly: a loop closed while a flight was pending is not kept alive
     by the cache (the flight's future refers to its loop), and its entry
-    goes when the flight is collected.
+    goes when the flight is collected. A dict, so that "any flights?" on the
+    hot paths costs no Python call.
     """
 
-    __slots__ = ("_flights",)
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._flights: dict[tuple[int, str], weakref.ref[AsyncFlight]] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._flights)
-
-    def get(self, loop: asyncio.AbstractEventLoop, key: str) -> AsyncFlight | None:
-        ref = self._flights.get((id(loop), key))
+    def running(self, loop: asyncio.AbstractEventLoop, key: str) -> AsyncFlight | None:
+        ref = self.get((id(loop), key))
         flight = None if ref is None else ref()
         if flight is None or flight.future.get_loop() is not loop:
             return None  # none, collected, or a dead loop's whose id was reused
@@ -116,22 +111,21 @@ class AsyncFlights:
 
     def add(self, loop: asyncio.AbstractEventLoop, flight: AsyncFlight) -> None:
         slot = (id(loop), flight.key)
-        flights = self._flights
 
         def forget(ref: weakref.ref[AsyncFlight]) -> None:
-            if flights.get(slot) is ref:
-                del flights[slot]
+            if self.get(slot) is ref:
+                del self[slot]
 
-        flights[slot] = weakref.ref(flight, forget)
+        self[slot] = weakref.ref(flight, forget)
 
     def discard(self, flight: AsyncFlight) -> None:
         slot = (id(flight.future.get_loop()), flight.key)
-        ref = self._flights.get(slot)
+        ref = self.get(slot)
         if ref is not None and ref() is flight:
-            del self._flights[slot]
+            del self[slot]
 
-    def __iter__(self) -> Iterator[AsyncFlight]:
-        for ref in list(self._flights.values()):
+    def flights(self) -> Iterator[AsyncFlight]:
+        for ref in list(self.values()):
             flight = ref()
             if flight is not None:
                 yield flight
@@ -144,6 +138,6 @@ def mark_stale(
     for key, flight in flights.items():
         if matches(key):
             flight.stale = True
-    for async_flight in async_flights:
+    for async_flight in async_flights.flights():
         if matches(async_flight.key):
             async_flight.stale = True

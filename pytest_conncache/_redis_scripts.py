@@ -12,17 +12,21 @@ A namespace ``ns`` keeps, besides its entries at ``ns:{key}``:
   then removes by ``SCAN`` and rebuilds the index in the same pass
   (``BEGIN_REBUILD``, ``REBUILD_PAGE``, ``FINISH_REBUILD``). Eviction removes
   whole keys, never members, so a marked index is always complete.
-- ``ns#stamps``, a hash of change stamps for the stale-write rule across
-  processes: ``gen`` (the newest stamp: server time in microseconds, forced
-  to grow), ``born`` (the stamp when the hash was created), one field per
-  key bucket (``b<n>``, n = crc32(key) mod ``BUCKETS``), per invalidated
-  prefix (``p:<prefix>``) and ``all`` (clear, pattern invalidation), each
-  holding the stamp of the last change it covers. ``get_or_set`` reads
-  ``gen`` with its lookup and stores with ``STORE_IF_UNCHANGED``, which
-  refuses when a field covering the key is newer, or when the hash was
-  created after the lookup (a lost hash cannot vouch for anything). A hash
-  past ``MAX_FIELDS`` fields is recreated, which refuses the fills then
-  running: a rare lost store, never a stale one.
+- ``ns#stamps``, a hash of invalidation stamps for the stale-write rule
+  across processes: ``gen`` (a counter, started at the server's time in
+  microseconds whenever the hash is created, so it only grows), ``born``
+  (its value when the hash was created), one field per key bucket (``b<n>``,
+  n = crc32(key) mod ``BUCKETS``), per invalidated prefix (``p:<prefix>``),
+  ``prefix`` (any prefix) and ``all`` (clear, pattern invalidation), each
+  holding the stamp of the last invalidation it covers. ``get_or_set``
+  reads ``gen`` with its lookup and stores with ``STORE_IF_UNCHANGED``,
+  which refuses when the entry is no longer what the lookup saw (a ``set``
+  meanwhile), when a field covering the key is newer (an invalidation
+  meanwhile, of a stored key or not), or when the hash was created after
+  the lookup (a lost hash cannot vouch for anything). A hash past
+  ``MAX_FIELDS`` fields is recreated, which refuses the fills then running:
+  a rare lost store, never a stale one. ``set`` touches no stamp: it
+  changes the entry, which is what the fill compares.
 
 Entry names are built from ARGV (the namespace prefix and a key), so the
 scripts need every key of a namespace on one node (no Cluster).
@@ -59,29 +63,23 @@ class Script:
 
 _BUMP = f"""
 local function bump(stamps, fields)
-    local t = redis.call('TIME')
-    local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-    local last = tonumber(redis.call('HGET', stamps, 'gen') or '0')
-    if now <= last then now = last + 1 end
-    local gen = string.format('%.0f', now)
     if redis.call('HLEN', stamps) > {MAX_FIELDS} then
         redis.call('DEL', stamps)
     end
-    if redis.call('HEXISTS', stamps, 'born') == 0 then
-        redis.call('HSET', stamps, 'born', gen)
+    local gen = redis.call('HINCRBY', stamps, 'gen', 1)
+    if gen == 1 then
+        local t = redis.call('TIME')
+        gen = string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2]))
+        redis.call('HSET', stamps, 'gen', gen, 'born', gen)
     end
-    redis.call('HSET', stamps, 'gen', gen)
-    local seen = {{}}
+    gen = string.format('%.0f', gen)
     local args = {{}}
     for _, f in ipairs(fields) do
-        if not seen[f] then
-            seen[f] = true
-            args[#args + 1] = f
-            args[#args + 1] = gen
-            if #args >= 1000 then
-                redis.call('HSET', stamps, unpack(args))
-                args = {{}}
-            end
+        args[#args + 1] = f
+        args[#args + 1] = gen
+        if #args >= 1000 then
+            redis.call('HSET', stamps, unpack(args))
+            args = {{}}
         end
     end
     if #args > 0 then
@@ -120,44 +118,35 @@ local function write(name, blob, px)
 end
 """
 
-# KEYS[1] entry, KEYS[2] index, KEYS[3] stamps.
-# ARGV[1] blob, ARGV[2] px or '', ARGV[3] index member, ARGV[4] bucket field,
-# ARGV[5] namespace prefix 'ns:', ARGV[6] prune start or '' (no pruning).
+# KEYS[1] entry, KEYS[2] index. ARGV[1] blob, ARGV[2] px or '', ARGV[3]
+# length of 'ns:', ARGV[4] (optional) where to go on pruning the index.
 # Returns the next prune start ('' at the end, or when not pruning).
 STORE = Script(
     "store",
-    _BUMP
-    + _PRUNE
+    _PRUNE
     + _WRITE
     + """
-bump(KEYS[3], {ARGV[4]})
 write(KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], 0, ARGV[3])
-if ARGV[6] ~= '' then
-    return prune(KEYS[2], ARGV[5], ARGV[6])
+redis.call('ZADD', KEYS[2], 0, 'k' .. string.sub(KEYS[1], ARGV[3] + 1))
+if ARGV[4] then
+    return prune(KEYS[2], string.sub(KEYS[1], 1, ARGV[3]), ARGV[4])
 end
 return ''
 """,
 )
 
-# KEYS[1] index, KEYS[2] stamps, KEYS[3..] entries.
-# ARGV[1] px or '', then per entry: blob, index member, bucket field.
+# KEYS[1] index, KEYS[2..] entries. ARGV[1] px or '', ARGV[2] length of
+# 'ns:', ARGV[3..] one blob per entry.
 STORE_MANY = Script(
     "store_many",
-    _BUMP
-    + _WRITE
+    _WRITE
     + """
-local fields = {}
-for i = 3, #KEYS do
-    fields[#fields + 1] = ARGV[(i - 3) * 3 + 4]
+local skip = tonumber(ARGV[2]) + 1
+for i = 2, #KEYS do
+    write(KEYS[i], ARGV[i + 1], ARGV[1])
+    redis.call('ZADD', KEYS[1], 0, 'k' .. string.sub(KEYS[i], skip))
 end
-bump(KEYS[2], fields)
-for i = 3, #KEYS do
-    local at = (i - 3) * 3 + 2
-    write(KEYS[i], ARGV[at], ARGV[1])
-    redis.call('ZADD', KEYS[1], 0, ARGV[at + 1])
-end
-return #KEYS - 2
+return #KEYS - 1
 """,
 )
 
@@ -177,29 +166,30 @@ return {redis.call('GET', KEYS[1]), gen}
 """,
 )
 
-# KEYS[1] entry, KEYS[2] index, KEYS[3] stamps.
-# ARGV[1] blob, ARGV[2] px or '', ARGV[3] index member, ARGV[4] the lookup's
-# gen or '' (no stamps then), ARGV[5..] fields covering the key (bucket,
-# 'all', every 'p:' prefix of the key). Returns 1 if stored, 0 if refused.
+# KEYS[1] entry, KEYS[2] index, KEYS[3] stamps. ARGV[1] blob, ARGV[2] px
+# or '', ARGV[3] length of 'ns:', ARGV[4] the lookup's gen, ARGV[5] the
+# SHA1 of the entry the lookup saw ('' for none), ARGV[6..] the stamp fields
+# covering the key (its bucket, 'all', its prefixes). Returns 1 if stored,
+# 0 if refused. A fill follows a miss: what the lookup saw was absent,
+# expired or unreadable, so its absence now is no change (the stamps tell
+# an invalidation), but any other bytes than those seen are a newer set.
 STORE_IF_UNCHANGED = Script(
     "store_if_unchanged",
     _WRITE
     + """
+local now = redis.call('GET', KEYS[1])
+if now and redis.sha1hex(now) ~= ARGV[5] then return 0 end
 local born = redis.call('HGET', KEYS[3], 'born')
-if ARGV[4] == '' then
-    if born then return 0 end
-else
-    local seen = tonumber(ARGV[4])
-    if not born or tonumber(born) > seen then return 0 end
-    local fields = {}
-    for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
-    local stamps = redis.call('HMGET', KEYS[3], unpack(fields))
-    for i = 1, #fields do
-        if stamps[i] and tonumber(stamps[i]) > seen then return 0 end
-    end
+local seen = tonumber(ARGV[4])
+if not born or tonumber(born) > seen then return 0 end
+local fields = {}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+local stamps = redis.call('HMGET', KEYS[3], unpack(fields))
+for i = 1, #fields do
+    if stamps[i] and tonumber(stamps[i]) > seen then return 0 end
 end
 write(KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], 0, ARGV[3])
+redis.call('ZADD', KEYS[2], 0, 'k' .. string.sub(KEYS[1], ARGV[3] + 1))
 return 1
 """,
 )

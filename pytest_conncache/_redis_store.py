@@ -16,6 +16,7 @@ The layout (entries, index, change stamps) and every multi-key step are in
 
 from __future__ import annotations
 
+import hashlib
 import math
 import secrets
 import time
@@ -75,12 +76,14 @@ _LONG_KEY = 256
 
 
 class _Stamp:
-    """What ``lookup_for_fill`` saw: the namespace's newest change stamp, if any."""
+    """What ``lookup_for_fill`` saw: the newest invalidation stamp, and the entry's
+    SHA1 (empty when there was none)."""
 
-    __slots__ = ("gen",)
+    __slots__ = ("gen", "seen")
 
-    def __init__(self, gen: bytes | None) -> None:
+    def __init__(self, gen: bytes, seen: bytes) -> None:
         self.gen = gen
+        self.seen = seen
 
 
 class RedisStore:
@@ -167,7 +170,7 @@ class RedisStore:
 
     def _plan_lookup_for_fill(self, key: str) -> Plan[tuple[Entry | None, Stamp | None]]:
         raw, gen = yield Lua(lua.LOOKUP_FOR_FILL, [self._prefix + key, self._stamps], [])
-        stamp = _Stamp(gen)
+        stamp = _Stamp(gen, b"" if raw is None else hashlib.sha1(raw).hexdigest().encode())
         try:
             return self._decode(key, raw), stamp
         except CorruptEntry:
@@ -176,24 +179,38 @@ class RedisStore:
     def _plan_contains(self, key: str) -> Plan[bool]:
         return bool((yield Call(("EXISTS", self._prefix + key))))
 
-    def _plan_scan(self, glob: str) -> Plan[list[list[bytes]]]:
-        pages: list[list[bytes]] = []
+    def _plan_each_page(self, handle: Callable[[list[bytes]], Plan[None]]) -> Plan[None]:
+        """SCAN the namespace in batches; ``handle`` the names of each page not seen
+        before (SCAN may return a key twice)."""
+        glob = glob_escape(self._prefix) + "*"
+        seen: set[bytes] = set()
         cursor: Any = 0
         while True:
             cursor, page = yield Call(("SCAN", cursor, "MATCH", glob, "COUNT", self._batch))
-            if page:
-                pages.append(page)
+            fresh = [name for name in page if name not in seen]
+            if fresh:
+                seen.update(fresh)
+                yield from handle(fresh)
             if int(cursor) == 0:
-                return pages
+                return
+
+    def _plan_names(self) -> Plan[list[bytes]]:
+        names: list[bytes] = []
+
+        def collect(page: list[bytes]) -> Plan[None]:
+            names.extend(page)
+            yield from ()
+
+        yield from self._plan_each_page(collect)
+        return names
 
     def _plan_keys(self) -> Plan[list[str]]:
-        pages = yield from self._plan_scan(glob_escape(self._prefix) + "*")
+        names = yield from self._plan_names()
         skip = len(self._prefix)
-        return sorted({name.decode()[skip:] for page in pages for name in page})
+        return sorted(name.decode()[skip:] for name in names)
 
     def _plan_size(self) -> Plan[int]:
-        pages = yield from self._plan_scan(glob_escape(self._prefix) + "*")
-        return len({name for page in pages for name in page})
+        return len((yield from self._plan_names()))
 
     # -- plans: writes ---------------------------------------------------------------------
 
@@ -210,35 +227,29 @@ class RedisStore:
     def _plan_put(self, entry: Entry) -> Plan[list[Displaced]]:
         blob = self._blob(entry)
         self._stores += 1
-        prune = "" if self._stores % lua.PRUNE_EVERY else self._prune_from
-        key = entry.key
-        next_from = yield Lua(
-            lua.STORE,
-            [self._prefix + key, self._index, self._stamps],
-            [blob, _px(entry.ttl), "k" + key, _bucket(key), self._prefix, prune],
-        )
-        if prune:
+        args = [blob, _px(entry.ttl), self._skip]
+        if not self._stores % lua.PRUNE_EVERY:
+            args.append(self._prune_from)
+        next_from = yield Lua(lua.STORE, [self._prefix + entry.key, self._index], args)
+        if len(args) > 3:
             self._prune_from = next_from.decode() if next_from else "-"
         return NOTHING_DISPLACED
 
     def _plan_put_many(self, entries: Sequence[Entry]) -> Plan[list[Displaced]]:
-        if not entries:
-            return NOTHING_DISPLACED
-        args: list[Any] = [_px(entries[0].ttl)]
-        for entry in entries:
-            args += [self._blob(entry), "k" + entry.key, _bucket(entry.key)]
-        names = [self._prefix + entry.key for entry in entries]
-        yield Lua(lua.STORE_MANY, [self._index, self._stamps, *names], args)
+        if entries:
+            blobs = [self._blob(entry) for entry in entries]
+            names = [self._prefix + entry.key for entry in entries]
+            args = [_px(entries[0].ttl), self._skip, *blobs]
+            yield Lua(lua.STORE_MANY, [self._index, *names], args)
         return NOTHING_DISPLACED
 
     def _plan_put_if_unchanged(
         self, entry: Entry, stamp: Stamp | None, unchanged: Callable[[], bool]
     ) -> Plan[tuple[bool, list[Displaced]]]:
         blob = self._blob(entry)
-        if not unchanged():
+        if not unchanged() or not isinstance(stamp, _Stamp):
             return False, NOTHING_DISPLACED  # this process changed it: no round trip
         key = entry.key
-        gen = stamp.gen if isinstance(stamp, _Stamp) else None
         fields = [_bucket(key), "all"]
         if len(key) > _LONG_KEY:
             fields.append("prefix")
@@ -247,7 +258,7 @@ class RedisStore:
         stored = yield Lua(
             lua.STORE_IF_UNCHANGED,
             [self._prefix + key, self._index, self._stamps],
-            [blob, _px(entry.ttl), "k" + key, b"" if gen is None else gen, *fields],
+            [blob, _px(entry.ttl), self._skip, stamp.gen, stamp.seen, *fields],
         )
         return bool(stored), NOTHING_DISPLACED
 
@@ -276,21 +287,17 @@ class RedisStore:
         )
 
     def _plan_remove_matching(self, matches: Callable[[str], object], how: str) -> Plan[None]:
-        """SCAN the namespace; remove the keys ``matches`` accepts, a page per round trip."""
-        glob = glob_escape(self._prefix) + "*"
+        """Remove the keys ``matches`` accepts, walking the namespace a page at a time."""
         skip = len(self._prefix)
-        seen: set[bytes] = set()
         fields = [] if how == "wipe" else ["all"]
-        cursor: Any = 0
-        while True:
-            cursor, page = yield Call(("SCAN", cursor, "MATCH", glob, "COUNT", self._batch))
-            doomed = [n for n in page if n not in seen and matches(n.decode()[skip:])]
+
+        def remove(page: list[bytes]) -> Plan[None]:
+            doomed = [name for name in page if matches(name.decode()[skip:])]
             if doomed:
-                seen.update(doomed)
                 positions = yield self._remove_call(doomed, fields)
                 yield Batch([doomed[int(i) - 1].decode()[skip:] for i in positions])
-            if int(cursor) == 0:
-                return
+
+        yield from self._plan_each_page(remove)
 
     def _plan_remove_prefix(self, prefix: str) -> Plan[None]:
         upper = prefix_successor(prefix)
@@ -317,42 +324,28 @@ class RedisStore:
     def _plan_rebuild(self, prefix: str, field: str) -> Plan[None]:
         """The index is not known complete: remove by SCAN, and index what stays."""
         token = "r" + secrets.token_hex(8)
-        yield Lua(lua.BEGIN_REBUILD, [self._index, self._stamps], [token, field])
-        glob = glob_escape(self._prefix) + "*"
         skip = len(self._prefix)
-        seen: set[bytes] = set()
-        cursor: Any = 0
-        while True:
-            cursor, page = yield Call(("SCAN", cursor, "MATCH", glob, "COUNT", self._batch))
-            fresh = [n for n in page if n not in seen]
-            if fresh:
-                seen.update(fresh)
-                positions = yield Lua(lua.REBUILD_PAGE, [self._index, *fresh], [self._skip, prefix])
-                yield Batch([fresh[int(i) - 1].decode()[skip:] for i in positions])
-            if int(cursor) == 0:
-                break
+        yield Lua(lua.BEGIN_REBUILD, [self._index, self._stamps], [token, field])
+
+        def reindex(page: list[bytes]) -> Plan[None]:
+            positions = yield Lua(lua.REBUILD_PAGE, [self._index, *page], [self._skip, prefix])
+            yield Batch([page[int(i) - 1].decode()[skip:] for i in positions])
+
+        yield from self._plan_each_page(reindex)
         yield Lua(lua.FINISH_REBUILD, [self._index], [token])
 
     def _plan_purge(self, now: float) -> Plan[None]:
-        glob = glob_escape(self._prefix) + "*"
         skip = len(self._prefix)
-        seen: set[bytes] = set()
-        cursor: Any = 0
-        while True:
-            cursor, page = yield Call(("SCAN", cursor, "MATCH", glob, "COUNT", self._batch))
-            fresh = [n for n in page if n not in seen]
-            seen.update(fresh)
-            if fresh:
-                raws = yield Call(("MGET", *fresh))
-                keys = [name.decode()[skip:] for name in fresh]
-                expired = [
-                    e for e in map(_expired_entry, keys, raws, [now] * len(keys)) if e is not None
-                ]
-                if expired:
-                    positions = yield self._remove_expired_call(expired)
-                    yield Batch([expired[int(i) - 1] for i in positions])
-            if int(cursor) == 0:
-                return
+
+        def purge(page: list[bytes]) -> Plan[None]:
+            raws = yield Call(("MGET", *page))
+            keys = [name.decode()[skip:] for name in page]
+            expired = [e for e in map(_expired_entry, keys, raws, [now] * len(keys)) if e]
+            if expired:
+                positions = yield self._remove_expired_call(expired)
+                yield Batch([expired[int(i) - 1] for i in positions])
+
+        yield from self._plan_each_page(purge)
 
     # -- plans: the cross-process fill lock ---------------------------------------------------
 

@@ -39,44 +39,34 @@ class Removal(NamedTuple):
         return self.how in INVALIDATING_CALLS
 
 
-class RemovalLog:
-    __slots__ = ("_log", "_limit")
+class RemovalLog(OrderedDict[str, Removal]):
+    """The most recent removals by key, oldest first, at most ``limit`` of them.
+
+    An OrderedDict itself, so that "anything recorded?" on the cache's hot
+    paths costs no Python call.
+    """
 
     def __init__(self, limit: int = REMOVAL_MEMORY) -> None:
-        self._log: OrderedDict[str, Removal] = OrderedDict()
-        self._limit = limit
-
-    def __len__(self) -> int:
-        return len(self._log)
-
-    def __bool__(self) -> bool:
-        return bool(self._log)
-
-    def get(self, key: str) -> Removal | None:
-        return self._log.get(key)
+        super().__init__()
+        self.limit = limit
 
     def record(self, key: str, removal: Removal) -> None:
-        log = self._log
-        log[key] = removal
-        log.move_to_end(key)
-        if len(log) > self._limit:
-            log.popitem(last=False)
+        self[key] = removal
+        self.move_to_end(key)
+        if len(self) > self.limit:
+            self.popitem(last=False)
 
     def record_many(self, removed: Iterable[tuple[str, Removal]]) -> None:
         # record() inlined, trimming once at the end: the same result (the
         # most recent keys win) without a method call and a trim per key.
-        log = self._log
         for key, removal in removed:
-            log[key] = removal
-            log.move_to_end(key)
-        while len(log) > self._limit:
-            log.popitem(last=False)
+            self[key] = removal
+            self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
 
     def snapshot(self) -> dict[str, Removal]:
-        return dict(self._log)
+        return dict(self)
 
     def forget(self, key: str) -> None:
-        self._log.pop(key, None)
-
-    def clear(self) -> None:
-        self._log.clear()
+        self.pop(key, None)

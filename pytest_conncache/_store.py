@@ -38,21 +38,13 @@ class Entry:
     a heap and find expired ones first without scanning.
     """
 
-    __slots__ = ("key", "value", "expires_at", "ttl", "tags")
+    __slots__ = ("key", "value", "expires_at", "ttl")
 
-    def __init__(
-        self,
-        key: str,
-        value: Any,
-        expires_at: float,
-        ttl: float,
-        tags: tuple[str, ...] = (),
-    ) -> None:
+    def __init__(self, key: str, value: Any, expires_at: float, ttl: float) -> None:
         self.key = key
         self.value = value
         self.expires_at = expires_at
         self.ttl = ttl
-        self.tags = tags
 
     def __lt__(self, other: Entry) -> bool:
         return self.expires_at < other.expires_at
