@@ -157,9 +157,11 @@ class CacheAside(CacheCore[V]):
             self._fills += 1
             landed = self._landed
             landed.pop(flight.key, None)
-            landed[flight.key] = (self._fills, value, error)
-            if len(landed) > _LANDINGS:
-                del landed[next(iter(landed))]
+            if error is None or isinstance(error, Exception):
+                # Not a cancellation: a caller arriving now should not inherit one.
+                landed[flight.key] = (self._fills, value, error)
+                if len(landed) > _LANDINGS:
+                    del landed[next(iter(landed))]
             if isinstance(flight, Flight):
                 if self._flights.get(flight.key) is flight:
                     del self._flights[flight.key]

@@ -298,7 +298,7 @@ class RedisBackend:
             )
         from ._redis_store import RedisStore
 
-        return RedisStore(self)
+        return RedisStore(self).open()
 
     def drop_namespace(self) -> int:
         """Delete every key of this namespace, its index and stamps included; how many.

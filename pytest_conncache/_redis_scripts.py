@@ -150,24 +150,19 @@ return #KEYS - 1
 """,
 )
 
-# KEYS[1] entry, KEYS[2] stamps. Returns {raw entry or nil, gen}; creates
-# the stamps (born now) when there are none, so that a later change to any
-# other key cannot look like one to this key.
+# KEYS[1] entry, KEYS[2] stamps. Returns {raw entry or nil, gen or nil}.
+# Read-only (the flag needs Redis 7), so that it runs on replicas and while
+# the server holds writes (CLIENT PAUSE WRITE), like a plain GET.
 LOOKUP_FOR_FILL = Script(
     "lookup_for_fill",
-    _BUMP
-    + """
-local gen = redis.call('HGET', KEYS[2], 'gen')
-if not gen then
-    bump(KEYS[2], {})
-    gen = redis.call('HGET', KEYS[2], 'gen')
-end
-return {redis.call('GET', KEYS[1]), gen}
+    """#!lua flags=no-writes
+return {redis.call('GET', KEYS[1]), redis.call('HGET', KEYS[2], 'gen')}
 """,
 )
 
 # KEYS[1] entry, KEYS[2] index, KEYS[3] stamps. ARGV[1] blob, ARGV[2] px
-# or '', ARGV[3] length of 'ns:', ARGV[4] the lookup's gen, ARGV[5] the
+# or '', ARGV[3] length of 'ns:', ARGV[4] the lookup's gen ('' when there
+# were no stamps: then any stamps now mean an invalidation since), ARGV[5] the
 # SHA1 of the entry the lookup saw ('' for none), ARGV[6..] the stamp fields
 # covering the key (its bucket, 'all', its prefixes). Returns 1 if stored,
 # 0 if refused. A fill follows a miss: what the lookup saw was absent,
@@ -175,11 +170,19 @@ return {redis.call('GET', KEYS[1]), gen}
 # an invalidation), but any other bytes than those seen are a newer set.
 STORE_IF_UNCHANGED = Script(
     "store_if_unchanged",
-    _WRITE
+    _BUMP
+    + _WRITE
     + """
 local now = redis.call('GET', KEYS[1])
 if now and redis.sha1hex(now) ~= ARGV[5] then return 0 end
 local born = redis.call('HGET', KEYS[3], 'born')
+if ARGV[4] == '' then
+    if born then return 0 end
+    bump(KEYS[3], {})  -- stamps again, for the fills to come
+    write(KEYS[1], ARGV[1], ARGV[2])
+    redis.call('ZADD', KEYS[2], 0, 'k' .. string.sub(KEYS[1], ARGV[3] + 1))
+    return 1
+end
 local seen = tonumber(ARGV[4])
 if not born or tonumber(born) > seen then return 0 end
 local fields = {}
@@ -314,6 +317,17 @@ if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
     return 1
 end
 return 0
+""",
+)
+
+# KEYS[1] stamps; ARGV the fields to stamp now (before a walk that may
+# remove nothing, so that a fill running meanwhile is refused anyway).
+BUMP = Script(
+    "bump",
+    _BUMP
+    + """
+bump(KEYS[1], ARGV)
+return 1
 """,
 )
 

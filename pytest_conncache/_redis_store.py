@@ -76,8 +76,8 @@ _LONG_KEY = 256
 
 
 class _Stamp:
-    """What ``lookup_for_fill`` saw: the newest invalidation stamp, and the entry's
-    SHA1 (empty when there was none)."""
+    """What ``lookup_for_fill`` saw: the newest invalidation stamp (empty when the
+    namespace had none) and the entry's SHA1 (empty when there was none)."""
 
     __slots__ = ("gen", "seen")
 
@@ -105,6 +105,17 @@ class RedisStore:
         self._batch = backend.scan_batch
         self._stores = 0
         self._prune_from = "-"
+
+    def open(self) -> RedisStore:
+        """Make sure the namespace has its stamps (without them, a fill running during
+        the namespace's first invalidation is refused to be safe); an unreachable
+        server is no reason to fail here."""
+        try:
+            self._run(_single(Lua(lua.BUMP, [self._stamps], [])))
+        except Exception as error:
+            if fault_kind(error) is None:
+                raise
+        return self
 
     def fault_kind(self, error: BaseException) -> FaultKind:
         return fault_kind(error)
@@ -170,7 +181,8 @@ class RedisStore:
 
     def _plan_lookup_for_fill(self, key: str) -> Plan[tuple[Entry | None, Stamp | None]]:
         raw, gen = yield Lua(lua.LOOKUP_FOR_FILL, [self._prefix + key, self._stamps], [])
-        stamp = _Stamp(gen, b"" if raw is None else hashlib.sha1(raw).hexdigest().encode())
+        seen = b"" if raw is None else hashlib.sha1(raw).hexdigest().encode()
+        stamp = _Stamp(b"" if gen is None else gen, seen)
         try:
             return self._decode(key, raw), stamp
         except CorruptEntry:
@@ -290,6 +302,8 @@ class RedisStore:
         """Remove the keys ``matches`` accepts, walking the namespace a page at a time."""
         skip = len(self._prefix)
         fields = [] if how == "wipe" else ["all"]
+        if fields:
+            yield Lua(lua.BUMP, [self._stamps], fields)
 
         def remove(page: list[bytes]) -> Plan[None]:
             doomed = [name for name in page if matches(name.decode()[skip:])]
@@ -598,6 +612,10 @@ def _expired_entry(key: str, raw: bytes | None, now: float) -> Entry | None:
     if now < expires_at:
         return None
     return Entry(key, None, expires_at, ttl)
+
+
+def _single(step: Step) -> Plan[Any]:
+    return (yield step)
 
 
 def _every_key(key: str) -> bool:

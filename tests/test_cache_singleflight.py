@@ -327,10 +327,23 @@ def test_invalidating_another_key_does_not_stop_the_store(cache: ConnectionCache
     cache.set("user:other", 1)
     cache.invalidate("user:other")
     cache.invalidate_prefix("admin:")
-    cache.invalidate_pattern("^other")
     factory.release.set()
     leader.finish()
     assert cache.get("user:k") == "fresh"
+
+
+def test_a_pattern_matching_another_key_does_not_stop_the_store_in_memory(
+    memory_cache: ConnectionCache[Any],
+) -> None:
+    # On Redis a pattern invalidation stops every running store instead: a
+    # pattern cannot be matched there against keys that are not stored yet
+    # (tests/redis/test_redis_stale_writes.py).
+    factory = BlockingFactory("fresh")
+    leader = start_leader(memory_cache, "user:k", factory)
+    memory_cache.invalidate_pattern("^other")
+    factory.release.set()
+    leader.finish()
+    assert memory_cache.get("user:k") == "fresh"
 
 
 def test_waiters_of_an_invalidated_flight_still_get_its_value(
