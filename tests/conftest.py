@@ -1,7 +1,9 @@
 """Fixtures shared by the core's tests.
 
-``cache`` is the contract fixture: every test that takes it runs twice, on
-the in-memory store (``[memory]``) and on a real redis-server (``[redis]``).
+``cache`` is the contract fixture: every test that takes it runs on the
+in-memory store (``[memory]``) and on a real redis-server (``[redis]``); in
+modules marked ``call_styles`` also through the awaitable twins
+(``[...-async]``, see ``tests/callstyles.py``) besides the sync methods.
 ``memory_cache`` is for the tests of what only the in-memory store does.
 """
 
@@ -14,11 +16,41 @@ from typing import Any
 import pytest
 
 from pytest_conncache import ConnectionCache, RedisBackend
+from tests.callstyles import AsyncView, LoopThread
 from tests.fakes import FakeClock
 from tests.redis_server import RedisServer, redis_server_binary
 
 # What the contract fixtures are built from: ConnectionCache(*args, **kwargs).
 MakeCache = Callable[..., ConnectionCache[Any]]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "call_styles: run the module's contract tests through the sync methods and "
+        "through their awaitable twins",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "call_style" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "call_styles"
+    ):
+        metafunc.parametrize("call_style", ["sync", "async"])
+
+
+@pytest.fixture
+def call_style() -> str:
+    """How the contract fixtures are called: "sync", or "async" through the twins."""
+    return "sync"
+
+
+@pytest.fixture(scope="session")
+def loop_thread() -> Iterator[LoopThread]:
+    """An event loop in a thread of its own, for the awaitable twins."""
+    loop = LoopThread()
+    yield loop
+    loop.close()
 
 
 @pytest.fixture(scope="session")
@@ -51,29 +83,37 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture(params=["memory", "redis"])
-def make_cache(request: pytest.FixtureRequest) -> Iterator[MakeCache]:
+def make_cache(request: pytest.FixtureRequest, call_style: str) -> Iterator[MakeCache]:
     """Builds ``ConnectionCache(*args, **kwargs)`` on the backend under test.
 
     On ``redis`` each cache gets a fresh namespace of the session's server,
-    dropped (and the cache moved back to memory) after the test.
+    dropped (and the cache moved back to memory) after the test. With the
+    ``async`` call style the cache comes wrapped in an ``AsyncView``.
     """
-    if request.param == "memory":
-        yield ConnectionCache
-        return
-    base: RedisBackend = request.getfixturevalue("_redis_session_backend")
-    made: list[tuple[ConnectionCache[Any], RedisBackend]] = []
+    made: list[tuple[ConnectionCache[Any], RedisBackend | None]] = []
+    base: RedisBackend | None = None
+    if request.param == "redis":
+        base = request.getfixturevalue("_redis_session_backend")
+    loop: LoopThread | None = None
+    if call_style == "async":
+        loop = request.getfixturevalue("loop_thread")
 
     def make(*args: Any, **kwargs: Any) -> ConnectionCache[Any]:
         cache: ConnectionCache[Any] = ConnectionCache(*args, **kwargs)
-        backend = base.with_namespace(f"test-{uuid.uuid4().hex[:12]}")
-        cache.use_backend(backend)
+        backend = None
+        if base is not None:
+            backend = base.with_namespace(f"test-{uuid.uuid4().hex[:12]}")
+            cache.use_backend(backend)
         made.append((cache, backend))
+        if loop is not None:
+            return AsyncView(cache, loop)  # type: ignore[return-value]
         return cache
 
     yield make
     for cache, backend in made:
-        backend.drop_namespace()
-        cache.use_backend(None)
+        if backend is not None:
+            backend.drop_namespace()
+            cache.use_backend(None)
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ import pytest
 from pytest_conncache import ConnectionCache
 from tests.fakes import FakeClock
 
+pytestmark = pytest.mark.call_styles
+
 
 def _fill(cache: ConnectionCache[Any], clock: FakeClock) -> None:
     cache.set("user-record:a:1", "A1")

@@ -17,6 +17,8 @@ from pytest_conncache import (
 )
 from tests.fakes import FakeClock
 
+pytestmark = pytest.mark.call_styles
+
 # -- construction and defaults -------------------------------------------
 
 

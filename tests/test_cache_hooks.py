@@ -8,14 +8,17 @@ from typing import Any
 import pytest
 
 from pytest_conncache import CacheStats, ConnectionCache, hookimpl, observers
+from tests.callstyles import unwrapped
 from tests.fakes import FakeClock
+
+pytestmark = pytest.mark.call_styles
 
 
 class Recorder:
     """Records every hook call as (event, key) or (event, key, how), for one cache."""
 
     def __init__(self, cache: ConnectionCache[Any] | None = None) -> None:
-        self.cache = cache
+        self.cache = None if cache is None else unwrapped(cache)
         self.events: list[tuple[str, ...]] = []
         self.caches: list[ConnectionCache[Any]] = []
 
@@ -66,7 +69,7 @@ def test_hit_is_reported_with_cache_and_key(
     recorder.events.clear()
     cache.get("k")
     assert recorder.events == [("hit", "k")]
-    assert recorder.caches[-1] is cache
+    assert recorder.caches[-1] is unwrapped(cache)
 
 
 def test_miss_is_reported(cache: ConnectionCache[Any], recorder: Recorder) -> None:
@@ -317,3 +320,31 @@ def test_observer_may_read_the_cache_from_inside_a_hook(cache: ConnectionCache[A
     finally:
         observers.unregister(reader)
     assert seen == [CacheStats(hits=1, sets=1)]
+
+
+def test_events_arrive_in_the_order_of_the_calls(
+    cache: ConnectionCache[Any], clock: FakeClock, recorder: Recorder
+) -> None:
+    # One contract on every store and call style: each event is reported
+    # right after the store call that caused it, under the cache's lock.
+    cache.get("a")
+    cache.set("a", 1)
+    cache.get("a")
+    cache.get_or_set("b", lambda: 2)
+    cache.set("c", 3, ttl=1)
+    clock.advance(2)
+    cache.get("c")
+    cache.invalidate("a")
+    cache.invalidate_prefix("b")
+    assert recorder.events == [
+        ("miss", "a"),
+        ("set", "a"),
+        ("hit", "a"),
+        ("miss", "b"),
+        ("set", "b"),
+        ("set", "c"),
+        ("expiration", "c"),
+        ("miss", "c"),
+        ("invalidation", "a", "invalidate"),
+        ("invalidation", "b", "invalidate_prefix"),
+    ]

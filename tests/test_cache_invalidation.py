@@ -10,6 +10,8 @@ import pytest
 from pytest_conncache import CacheStats, ConnectionCache
 from tests.fakes import FakeClock
 
+pytestmark = pytest.mark.call_styles
+
 KEYS = [
     "user-connections:tok1",
     "user-connections:tok2",

@@ -133,3 +133,39 @@ def test_a_bad_url_is_a_usage_error(pytester: pytest.Pytester) -> None:
 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--conncache-backend: bad URL 'http://example.invalid'*"])
+
+
+def test_async_tests_on_function_scoped_loops_share_the_backend(
+    pytester: pytest.Pytester, redis_server: RedisServer
+) -> None:
+    # Each test runs on an event loop of its own (pytest-asyncio's default);
+    # the backend's asyncio connections follow the loop, so no call meets a
+    # connection "attached to a different loop", and none is left unclosed.
+    pytester.makepyfile(
+        """
+        import asyncio
+
+        import pytest
+
+        async def load():
+            await asyncio.sleep(0)
+            return {"connections": [1, 2]}
+
+        @pytest.mark.asyncio
+        @pytest.mark.parametrize("round", range(4))
+        async def test_async_calls(connection_cache, round):
+            assert await connection_cache.aget_or_set("user-connections:t", load) == {
+                "connections": [1, 2]
+            }
+            await connection_cache.aset("user-record:t:1", round)
+            assert await connection_cache.aget("user-record:t:1") == round
+            assert await connection_cache.ainvalidate_prefix("user-record:t:") == 1
+            assert connection_cache.stats.misses == 1
+
+        def test_a_sync_test_in_between(connection_cache):
+            connection_cache.set("k", 1)
+            assert connection_cache.get("k") == 1
+        """
+    )
+    result = pytester.runpytest_subprocess(f"--conncache-backend={redis_server.url}", "-W", "error")
+    result.assert_outcomes(passed=5)
