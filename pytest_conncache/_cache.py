@@ -10,6 +10,7 @@ awaiting the store.
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import (
     Awaitable,
     Callable,
@@ -18,12 +19,13 @@ from collections.abc import (
     Sequence,
 )
 from functools import partial
+from itertools import islice
 from typing import Any, TypeVar, overload
 
 from . import _validate
 from ._cacheaside import CacheAside
 from ._clock import Clock
-from ._core import DEFAULT_TTL, MISSING, any_key, ttl_too_small
+from ._core import DEFAULT_TTL, any_key, ttl_too_small
 from ._hooks import observers
 from ._memory import RETIRED, MemoryStore
 from ._removals import Removal
@@ -164,45 +166,60 @@ class ConnectionCache(CacheAside[V]):
 
     def get_many(self, keys: Iterable[str]) -> dict[str, V]:
         """The live values of those ``keys`` that are live; each key a hit or a miss."""
-        wanted = list(dict.fromkeys(_validate.keys(keys)))
+        wanted = _validate.keys(keys)
         try:
             entries = self._store.lookup_many(wanted)
         except Exception as error:
-            entries = [self._read_failed(error, wanted[0])] * len(wanted)
-        found, expired = self._answer_many(wanted, entries)
-        if expired:
-            self._drop_expired(expired)
-        return self._count_many_misses(wanted, found)
+            entries = [self._read_failed(error)] * len(wanted)
+        found, expired = self._sort_many(wanted, entries)
+        self._drop_expired(expired)
+        return self._count_many(wanted, found)
 
     async def aget_many(self, keys: Iterable[str]) -> dict[str, V]:
         """``get_many``, awaitable."""
-        wanted = list(dict.fromkeys(_validate.keys(keys)))
+        wanted = _validate.keys(keys)
         try:
             entries = await self._store.alookup_many(wanted)
         except Exception as error:
-            entries = [self._read_failed(error, wanted[0])] * len(wanted)
-        found, expired = self._answer_many(wanted, entries)
-        if expired:
-            await self._adrop_expired(expired)
-        return self._count_many_misses(wanted, found)
+            entries = [self._read_failed(error)] * len(wanted)
+        found, expired = self._sort_many(wanted, entries)
+        await self._adrop_expired(expired)
+        return self._count_many(wanted, found)
 
-    def _answer_many(
-        self, keys: list[str], entries: Sequence[Entry | None]
+    def _sort_many(
+        self, keys: list[str], entries: Sequence[Entry | CorruptEntry | None]
     ) -> tuple[dict[str, Any], list[Entry]]:
+        """(live values by key, expired entries to remove); one clock reading."""
+        now = self._clock.read()
         found: dict[str, Any] = {}
         expired: list[Entry] = []
         for key, entry in zip(keys, entries, strict=True):
-            value = self._answer(key, entry)
-            if value is not MISSING:
+            if entry is None:
+                continue
+            if isinstance(entry, CorruptEntry):
+                self._read_failed(entry)
+                continue
+            value = entry.value
+            if value is RETIRED:
+                continue
+            if now < entry.expires_at:
                 found[key] = value
             else:
-                expired += self._expired(entry)
+                expired.append(entry)
         return found, expired
 
-    def _count_many_misses(self, keys: list[str], found: dict[str, Any]) -> dict[str, Any]:
-        for key in keys:
-            if key not in found:
-                self._count_miss(key)
+    def _count_many(self, keys: list[str], found: dict[str, Any]) -> dict[str, Any]:
+        """Count a hit for each key found and a miss for the others; ``found``."""
+        if observers.active:
+            with self._lock:
+                for key in keys:
+                    if key in found:
+                        self._count_hit(key)
+                    else:
+                        self._count_miss(key)
+        else:
+            deque(islice(self._hits, len(found)), 0)  # len(found) next() calls, in C
+            deque(islice(self._misses, len(keys) - len(found)), 0)
         return found
 
     def __contains__(self, key: object) -> bool:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from . import _validate
 from ._core import MISSING, CacheCore
 from ._flight import AsyncFlight, Flight
-from ._store import Stamp
+from ._store import CorruptEntry, Stamp
 from ._validate import Seconds
 
 V = TypeVar("V")
@@ -46,31 +46,59 @@ class CacheAside(CacheCore[V]):
         if type(key) is not str or not key.isascii():
             _validate.key(key)
         _validate.callable_(factory, "factory")
+        flight = self._flights.get(key)
+        reachable = True
+        if flight is None or flight.stale:
+            # The hit path: a plain read (on Redis a GET, not the stamped lookup).
+            try:
+                entry = self._store.lookup(key)
+            except Exception as error:
+                entry = self._read_failed(error, key)
+                reachable = isinstance(error, CorruptEntry)
+            value = self._answer(key, entry)
+            if value is not MISSING:
+                return value  # type: ignore[no-any-return]
+            self._drop_expired(self._expired(entry))
+        return self._fill_or_wait(key, factory, seconds, reachable)  # type: ignore[no-any-return]
+
+    def _fill_or_wait(
+        self, key: str, factory: Callable[[], Any], seconds: float, reachable: bool
+    ) -> Any:
+        """After a miss: wait for the running flight, or lead one (see ``_join``).
+
+        Not ``reachable``: the read before failed, so the stamped lookup would
+        too (and cost a second timeout); the caller leads without a stamp, and
+        so stores nothing.
+        """
         while True:
             flight = self._flights.get(key)
             if flight is not None and not flight.stale:
-                return self._wait_for(key, flight)  # type: ignore[no-any-return]
+                return self._wait_for(key, flight)
             fills = self._fills
             try:
+                if not reachable:
+                    raise _Unreached
                 entry, stamp = self._store.lookup_for_fill(key)
+            except _Unreached:
+                entry, stamp, reachable = None, None, True
             except Exception as error:
                 entry, stamp = self._read_failed(error, key), None
             value = self._answer(key, entry)
             if value is not MISSING:
-                return value  # type: ignore[no-any-return]
+                return value
             self._drop_expired(self._expired(entry))
             flight, leader = self._join(key, fills)
             if flight is not None:
                 break
         if not leader:
-            return self._wait_for(key, flight)  # type: ignore[no-any-return]
+            return self._wait_for(key, flight)
         try:
             value = self._fill(key, factory, seconds, stamp, flight)
         except BaseException as error:
             self._land(flight, error=error)
             raise
         self._land(flight, value)
-        return value  # type: ignore[no-any-return]
+        return value
 
     def _join(self, key: str, fills: int) -> tuple[Flight | None, bool]:
         """After a miss: (the running flight, False), (a new flight this caller leads,
@@ -183,25 +211,51 @@ class CacheAside(CacheCore[V]):
         _validate.key(key)
         _validate.callable_(factory, "factory")
         loop = asyncio.get_running_loop()
+        flight = self._async_flights.running(loop, key)
+        reachable = True
+        if flight is None or flight.stale:
+            try:
+                entry = await self._store.alookup(key)
+            except Exception as error:
+                entry = self._read_failed(error, key)
+                reachable = isinstance(error, CorruptEntry)
+            value = self._answer(key, entry)
+            if value is not MISSING:
+                return value  # type: ignore[no-any-return]
+            await self._adrop_expired(self._expired(entry))
+        return await self._afill_or_wait(loop, key, factory, seconds, reachable)  # type: ignore[no-any-return]
+
+    async def _afill_or_wait(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        key: str,
+        factory: Callable[[], Awaitable[Any]],
+        seconds: float,
+        reachable: bool,
+    ) -> Any:
         while True:
             flight = self._async_flights.running(loop, key)
             if flight is not None and not flight.stale:
-                return await self._await_flight(key, flight, leader=False)  # type: ignore[no-any-return]
+                return await self._await_flight(key, flight, leader=False)
             fills = self._fills
             try:
+                if not reachable:
+                    raise _Unreached
                 entry, stamp = await self._store.alookup_for_fill(key)
+            except _Unreached:
+                entry, stamp, reachable = None, None, True
             except Exception as error:
                 entry, stamp = self._read_failed(error, key), None
             value = self._answer(key, entry)
             if value is not MISSING:
-                return value  # type: ignore[no-any-return]
+                return value
             await self._adrop_expired(self._expired(entry))
             flight, leader = self._ajoin(loop, key, fills)
             if flight is not None:
                 break
         if leader:
             self._launch(loop, key, factory, seconds, stamp, flight)
-        return await self._await_flight(key, flight, leader)  # type: ignore[no-any-return]
+        return await self._await_flight(key, flight, leader)
 
     def _ajoin(
         self, loop: asyncio.AbstractEventLoop, key: str, fills: int
@@ -310,6 +364,10 @@ class CacheAside(CacheCore[V]):
             self._fill_failed(error, key)
             return
         self._stored(key, stored, displaced, now)
+
+
+class _Unreached(Exception):
+    """The read before failed: skip the stamped lookup (see ``_fill_or_wait``)."""
 
 
 def _close(awaitable: object) -> None:

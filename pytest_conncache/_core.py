@@ -363,7 +363,7 @@ class CacheCore(Generic[V]):
     # -- expiry on read ------------------------------------------------------------------
 
     def _drop_expired(self, entries: list[Entry]) -> None:
-        if entries:
+        if entries:  # checked here, so that the hot paths call without looking
             try:
                 removed = self._store.remove_expired(entries)
             except Exception as error:

@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from ._keyindex import LOAD, SortedKeys
-from ._store import NOTHING_DISPLACED, Displaced, Entry, FaultKind, Sink, Stamp
+from ._store import NOTHING_DISPLACED, CorruptEntry, Displaced, Entry, FaultKind, Sink, Stamp
 
 
 class _Retired:
@@ -79,7 +79,9 @@ class MemoryStore:
                 pass  # removed meanwhile (and retired)
         return entry
 
-    def lookup_many(self, keys: Sequence[str]) -> list[Entry | None]:
+    def lookup_many(self, keys: Sequence[str]) -> list[Entry | CorruptEntry | None]:
+        if self._order is None:
+            return list(map(self._data.get, keys))
         return [self.lookup(key) for key in keys]
 
     def lookup_for_fill(self, key: str) -> tuple[Entry | None, Stamp | None]:
@@ -275,7 +277,7 @@ class MemoryStore:
     async def alookup(self, key: str) -> Entry | None:
         return self.lookup(key)
 
-    async def alookup_many(self, keys: Sequence[str]) -> list[Entry | None]:
+    async def alookup_many(self, keys: Sequence[str]) -> list[Entry | CorruptEntry | None]:
         return self.lookup_many(keys)
 
     async def alookup_for_fill(self, key: str) -> tuple[Entry | None, Stamp | None]:

@@ -77,13 +77,18 @@ _LONG_KEY = 256
 
 class _Stamp:
     """What ``lookup_for_fill`` saw: the newest invalidation stamp (empty when the
-    namespace had none) and the entry's SHA1 (empty when there was none)."""
+    namespace had none) and the entry's bytes (None when there was none)."""
 
-    __slots__ = ("gen", "seen")
+    __slots__ = ("gen", "raw")
 
-    def __init__(self, gen: bytes, seen: bytes) -> None:
+    def __init__(self, gen: bytes, raw: bytes | None) -> None:
         self.gen = gen
-        self.seen = seen
+        self.raw = raw
+
+    @property
+    def seen(self) -> bytes:
+        """The SHA1 the store script compares with (empty: nothing was there)."""
+        return b"" if self.raw is None else hashlib.sha1(self.raw).hexdigest().encode()
 
 
 class RedisStore:
@@ -160,8 +165,10 @@ class RedisStore:
             raise CorruptEntry(key, f"{type(error).__name__}: {error}"[:200]) from None
         return Entry(key, value, expires_at, ttl)
 
-    def _decode_each(self, keys: Sequence[str], raws: list[bytes | None]) -> list[Any]:
-        found: list[Any] = []
+    def _decode_each(
+        self, keys: Sequence[str], raws: list[bytes | None]
+    ) -> list[Entry | CorruptEntry | None]:
+        found: list[Entry | CorruptEntry | None] = []
         for key, raw in zip(keys, raws, strict=True):
             try:
                 found.append(self._decode(key, raw))
@@ -173,7 +180,7 @@ class RedisStore:
         raw = yield Call(("GET", self._prefix + key))
         return self._decode(key, raw)
 
-    def _plan_lookup_many(self, keys: Sequence[str]) -> Plan[list[Any]]:
+    def _plan_lookup_many(self, keys: Sequence[str]) -> Plan[list[Entry | CorruptEntry | None]]:
         if not keys:
             return []
         raws = yield Call(("MGET", *[self._prefix + key for key in keys]))
@@ -181,8 +188,7 @@ class RedisStore:
 
     def _plan_lookup_for_fill(self, key: str) -> Plan[tuple[Entry | None, Stamp | None]]:
         raw, gen = yield Lua(lua.LOOKUP_FOR_FILL, [self._prefix + key, self._stamps], [])
-        seen = b"" if raw is None else hashlib.sha1(raw).hexdigest().encode()
-        stamp = _Stamp(b"" if gen is None else gen, seen)
+        stamp = _Stamp(b"" if gen is None else gen, raw)
         try:
             return self._decode(key, raw), stamp
         except CorruptEntry:
@@ -410,10 +416,10 @@ class RedisStore:
     async def alookup(self, key: str) -> Entry | None:
         return await self._arun(self._plan_lookup(key))
 
-    def lookup_many(self, keys: Sequence[str]) -> list[Any]:
+    def lookup_many(self, keys: Sequence[str]) -> list[Entry | CorruptEntry | None]:
         return self._run(self._plan_lookup_many(keys))
 
-    async def alookup_many(self, keys: Sequence[str]) -> list[Any]:
+    async def alookup_many(self, keys: Sequence[str]) -> list[Entry | CorruptEntry | None]:
         return await self._arun(self._plan_lookup_many(keys))
 
     def lookup_for_fill(self, key: str) -> tuple[Entry | None, Stamp | None]:

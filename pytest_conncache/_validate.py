@@ -58,12 +58,17 @@ def key(value: object, name: str = "key") -> str:
 
 
 def keys(values: object, name: str = "keys") -> list[str]:
-    """A list of valid keys from an iterable of str (a lone str is refused, not split)."""
+    """The distinct valid keys of an iterable of str, in order (a lone str is refused,
+    not split into characters)."""
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise TypeError(
             f"{name} must be an iterable of str, got {shown(values)} ({type(values).__name__})"
         )
-    return [key(item, f"{name}[{i}]") for i, item in enumerate(values)]
+    distinct = list(dict.fromkeys(values))
+    for i, item in enumerate(distinct):
+        if type(item) is not str or not item.isascii():
+            key(item, f"{name}[{i}]")
+    return distinct
 
 
 def tags(values: object) -> tuple[str, ...]:
