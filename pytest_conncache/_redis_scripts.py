@@ -108,6 +108,17 @@ local function prune(index, prefix, start)
 end
 """
 
+# GET that reads a key of another type (not ours) as bytes no entry has.
+_READ = """
+local function read(name)
+    local raw = redis.pcall('GET', name)
+    if type(raw) == 'table' and raw.err then
+        return 'not a string'
+    end
+    return raw
+end
+"""
+
 _WRITE = """
 local function write(name, blob, px)
     if px == '' then
@@ -155,8 +166,10 @@ return #KEYS - 1
 # the server holds writes (CLIENT PAUSE WRITE), like a plain GET.
 LOOKUP_FOR_FILL = Script(
     "lookup_for_fill",
-    """#!lua flags=no-writes
-return {redis.call('GET', KEYS[1]), redis.call('HGET', KEYS[2], 'gen')}
+    "#!lua flags=no-writes\n"
+    + _READ
+    + """
+return {read(KEYS[1]), redis.call('HGET', KEYS[2], 'gen')}
 """,
 )
 
@@ -171,9 +184,10 @@ return {redis.call('GET', KEYS[1]), redis.call('HGET', KEYS[2], 'gen')}
 STORE_IF_UNCHANGED = Script(
     "store_if_unchanged",
     _BUMP
+    + _READ
     + _WRITE
     + """
-local now = redis.call('GET', KEYS[1])
+local now = read(KEYS[1])
 if now and redis.sha1hex(now) ~= ARGV[5] then return 0 end
 local born = redis.call('HGET', KEYS[3], 'born')
 if ARGV[4] == '' then
@@ -225,11 +239,12 @@ return removed
 # meanwhile); returns the 1-based positions removed.
 REMOVE_IF_EXPIRES = Script(
     "remove_if_expires",
-    """
+    _READ
+    + """
 local removed = {}
 local skip = tonumber(ARGV[1]) + 1
 for i = 2, #KEYS do
-    local raw = redis.call('GET', KEYS[i])
+    local raw = read(KEYS[i])
     if raw and string.match(raw, '^[^ ]*') == ARGV[i] then
         redis.call('UNLINK', KEYS[i])
         redis.call('ZREM', KEYS[1], 'k' .. string.sub(KEYS[i], skip))

@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, TypeVar, cast
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from . import _redis_scripts as lua
 from ._envelope import decode, encode, server_px
@@ -177,7 +177,12 @@ class RedisStore:
         return found
 
     def _plan_lookup(self, key: str) -> Plan[Entry | None]:
-        raw = yield Call(("GET", self._prefix + key))
+        try:
+            raw = yield Call(("GET", self._prefix + key))
+        except ResponseError as error:
+            if "WRONGTYPE" not in str(error):
+                raise
+            raise CorruptEntry(key, "a Redis key of another type, not an entry") from None
         return self._decode(key, raw)
 
     def _plan_lookup_many(self, keys: Sequence[str]) -> Plan[list[Entry | CorruptEntry | None]]:

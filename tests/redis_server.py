@@ -10,8 +10,11 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def redis_server_binary() -> str | None:
@@ -30,11 +33,18 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server subprocess; ``stop()`` and ``start()`` again keep the port."""
+    """One redis-server subprocess; ``stop()`` and ``start()`` again keep the port.
 
-    def __init__(self, binary: str, port: int | None = None) -> None:
+    ``extra_args`` go at the end of the command line, on every start
+    (``["--maxmemory", "4mb"]``, ``["--requirepass", "secret"]``).
+    """
+
+    def __init__(
+        self, binary: str, port: int | None = None, extra_args: Sequence[str] = ()
+    ) -> None:
         self.binary = binary
         self.port = port if port is not None else free_port()
+        self.extra_args = tuple(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -42,7 +52,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> None:
-        """Start the server and return once it answers PING."""
+        """Start the server and return once it answers PING (or asks for a password)."""
         assert self.process is None, "already running"
         self.process = subprocess.Popen(
             [
@@ -57,11 +67,19 @@ class RedisServer:
                 "no",
                 "--daemonize",
                 "no",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.2)
+        # No retries of its own (this loop polls): redis-py's default retries
+        # an AuthenticationError, a ConnectionError, with seconds of backoff.
+        client = redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            socket_connect_timeout=0.2,
+            retry=Retry(NoBackoff(), 0),
+        )
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -72,6 +90,8 @@ class RedisServer:
                 try:
                     if client.ping():
                         return
+                except redis.AuthenticationError:
+                    return  # it answers, and wants a password (--requirepass)
                 except redis.ConnectionError:
                     pass
                 if time.monotonic() > deadline:
