@@ -75,6 +75,7 @@ async def _async_figures(
     try:
         await cache.aset(KEY, VALUE)
         blob = await raw.get("bench-async:" + KEY)
+        assert blob is not None
         await raw.set("raw:" + KEY, blob)
 
         async def factory() -> Any:
