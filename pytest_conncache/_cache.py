@@ -25,18 +25,20 @@ from typing import Any, TypeVar, overload
 from . import _validate
 from ._cacheaside import CacheAside
 from ._clock import Clock
+from ._codecs import codec_for
 from ._core import DEFAULT_TTL, any_key, ttl_too_small
 from ._hooks import observers
 from ._memory import RETIRED, MemoryStore
 from ._removals import Removal
 from ._stats import CacheStats
-from ._store import Backend, CorruptEntry, Entry, Sink, Store
+from ._store import Backend, CorruptEntry, Entry, Sink, Store, TaggedEntry
 from ._validate import Seconds
 
 __all__ = ["DEFAULT_TTL", "ConnectionCache"]
 
 V = TypeVar("V")
 D = TypeVar("D")
+T = TypeVar("T")
 
 
 class ConnectionCache(CacheAside[V]):
@@ -135,13 +137,23 @@ class ConnectionCache(CacheAside[V]):
     def get(self, key: str) -> V | None: ...
     @overload
     def get(self, key: str, default: D) -> V | D: ...
+    @overload
+    def get(self, key: str, *, value_type: type[T]) -> T | None: ...
+    @overload
+    def get(self, key: str, default: D, *, value_type: type[T]) -> T | D: ...
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """The live value stored under ``key``, else ``default``."""
+    def get(self, key: str, default: Any = None, *, value_type: Any = None) -> Any:
+        """The live value stored under ``key``, else ``default``.
+
+        ``value_type`` (a type Pydantic can validate) types the result, and on
+        Redis decodes the stored JSON into it (see ``_codecs``).
+        """
         if type(key) is not str:
             _validate.key(key)
         try:
-            entry = self._store.lookup(key)
+            entry = self._store.lookup(
+                key, self._codec if value_type is None else codec_for(value_type)
+            )
         except Exception as error:
             entry = self._read_failed(error, key)
         return self._read(key, entry, default)
@@ -150,13 +162,17 @@ class ConnectionCache(CacheAside[V]):
     async def aget(self, key: str) -> V | None: ...
     @overload
     async def aget(self, key: str, default: D) -> V | D: ...
+    @overload
+    async def aget(self, key: str, *, value_type: type[T]) -> T | None: ...
+    @overload
+    async def aget(self, key: str, default: D, *, value_type: type[T]) -> T | D: ...
 
-    async def aget(self, key: str, default: Any = None) -> Any:
+    async def aget(self, key: str, default: Any = None, *, value_type: Any = None) -> Any:
         """``get``, awaitable."""
         if type(key) is not str:
             _validate.key(key)
         try:
-            entry = await self._store.alookup(key)
+            entry = await self._store.alookup(key, self._codec_of(value_type))
         except Exception as error:
             entry = self._read_failed(error, key)
         if entry is not None and entry.value is not RETIRED and not self._is_live(entry):
@@ -164,22 +180,32 @@ class ConnectionCache(CacheAside[V]):
             entry = None
         return self._read(key, entry, default)
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, V]:
+    @overload
+    def get_many(self, keys: Iterable[str]) -> dict[str, V]: ...
+    @overload
+    def get_many(self, keys: Iterable[str], *, value_type: type[T]) -> dict[str, T]: ...
+
+    def get_many(self, keys: Iterable[str], *, value_type: Any = None) -> dict[str, Any]:
         """The live values of those ``keys`` that are live; each key a hit or a miss."""
         wanted = _validate.keys(keys)
         try:
-            entries = self._store.lookup_many(wanted)
+            entries = self._store.lookup_many(wanted, self._codec_of(value_type))
         except Exception as error:
             entries = [self._read_failed(error)] * len(wanted)
         found, expired = self._sort_many(wanted, entries)
         self._drop_expired(expired)
         return self._count_many(wanted, found)
 
-    async def aget_many(self, keys: Iterable[str]) -> dict[str, V]:
+    @overload
+    async def aget_many(self, keys: Iterable[str]) -> dict[str, V]: ...
+    @overload
+    async def aget_many(self, keys: Iterable[str], *, value_type: type[T]) -> dict[str, T]: ...
+
+    async def aget_many(self, keys: Iterable[str], *, value_type: Any = None) -> dict[str, Any]:
         """``get_many``, awaitable."""
         wanted = _validate.keys(keys)
         try:
-            entries = await self._store.alookup_many(wanted)
+            entries = await self._store.alookup_many(wanted, self._codec_of(value_type))
         except Exception as error:
             entries = [self._read_failed(error)] * len(wanted)
         found, expired = self._sort_many(wanted, entries)
@@ -316,8 +342,20 @@ class ConnectionCache(CacheAside[V]):
 
     # -- writes ----------------------------------------------------------------------
 
-    def set(self, key: str, data: V, ttl: Seconds | None = None) -> None:
-        """Store ``data`` under ``key`` for ``ttl`` seconds (default: the cache's)."""
+    def set(
+        self,
+        key: str,
+        data: V,
+        ttl: Seconds | None = None,
+        *,
+        tags: Iterable[str] = (),
+        value_type: Any = None,
+    ) -> None:
+        """Store ``data`` under ``key`` for ``ttl`` seconds (default: the cache's).
+
+        ``tags`` label the entry for ``invalidate_tag``; ``value_type`` encodes it
+        as that type on Redis (see ``get``).
+        """
         # The hot path: _new_entry and _count_set inlined (python -m benchmarks core).
         seconds = self._default_ttl if ttl is None else _validate.seconds(ttl, "ttl")
         if type(key) is not str or not key.isascii():
@@ -326,39 +364,69 @@ class ConnectionCache(CacheAside[V]):
         expires_at = now + seconds
         if expires_at <= now:
             raise ttl_too_small(seconds, now)
+        if tags:
+            entry: Entry = TaggedEntry(key, data, expires_at, seconds, _validate.tags(tags))
+        else:
+            entry = Entry(key, data, expires_at, seconds)
         if self._flights or self._async_flights:
             self._mark_stale(key.__eq__)  # before the write: see _cacheaside
         try:
-            displaced = self._store.put(Entry(key, data, expires_at, seconds), now)
+            displaced = self._store.put(entry, now, self._codec_of(value_type))
         except Exception as error:
             self._write_failed(error)
             return
-        if displaced or self._removed or observers.active:
+        if observers.active or displaced or self._removed:
             self._count_set(key, displaced, now)
         else:
             next(self._sets)
 
-    async def aset(self, key: str, data: V, ttl: Seconds | None = None) -> None:
+    async def aset(
+        self,
+        key: str,
+        data: V,
+        ttl: Seconds | None = None,
+        *,
+        tags: Iterable[str] = (),
+        value_type: Any = None,
+    ) -> None:
         """``set``, awaitable."""
-        entry, now = self._new_entry(key, data, self._ttl(ttl))
+        entry, now = self._new_entry(key, data, self._ttl(ttl), tags=tags)
         self._mark_stale(key.__eq__)
         with self._guard(self._store.fail_open_reads):
-            self._count_set(key, await self._store.aput(entry, now), now)
+            displaced = await self._store.aput(entry, now, self._codec_of(value_type))
+            self._count_set(key, displaced, now)
 
-    def set_many(self, mapping: Mapping[str, V], ttl: Seconds | None = None) -> None:
-        """Store every pair of ``mapping`` with the same ``ttl``; one round trip on Redis."""
-        entries, now = self._new_entries(mapping, ttl)
+    def set_many(
+        self,
+        mapping: Mapping[str, V],
+        ttl: Seconds | None = None,
+        *,
+        tags: Iterable[str] = (),
+        value_type: Any = None,
+    ) -> None:
+        """Store every pair of ``mapping`` with the same ``ttl`` and ``tags``; one round
+        trip on Redis."""
+        entries, now = self._new_entries(mapping, ttl, tags)
         with self._guard(self._store.fail_open_reads):
-            self._count_sets(entries, self._store.put_many(entries, now), now)
+            displaced = self._store.put_many(entries, now, self._codec_of(value_type))
+            self._count_sets(entries, displaced, now)
 
-    async def aset_many(self, mapping: Mapping[str, V], ttl: Seconds | None = None) -> None:
+    async def aset_many(
+        self,
+        mapping: Mapping[str, V],
+        ttl: Seconds | None = None,
+        *,
+        tags: Iterable[str] = (),
+        value_type: Any = None,
+    ) -> None:
         """``set_many``, awaitable."""
-        entries, now = self._new_entries(mapping, ttl)
+        entries, now = self._new_entries(mapping, ttl, tags)
         with self._guard(self._store.fail_open_reads):
-            self._count_sets(entries, await self._store.aput_many(entries, now), now)
+            displaced = await self._store.aput_many(entries, now, self._codec_of(value_type))
+            self._count_sets(entries, displaced, now)
 
     def _new_entries(
-        self, mapping: Mapping[str, Any], ttl: Seconds | None
+        self, mapping: Mapping[str, Any], ttl: Seconds | None, tags: Iterable[str]
     ) -> tuple[list[Entry], float]:
         if not isinstance(mapping, Mapping):
             raise TypeError(
@@ -368,7 +436,10 @@ class ConnectionCache(CacheAside[V]):
         _validate.keys(mapping, "mapping keys")
         seconds = self._ttl(ttl)
         now = self._clock.read()
-        entries = [self._new_entry(key, value, seconds, now)[0] for key, value in mapping.items()]
+        labels = _validate.tags(tags)
+        entries = [
+            self._new_entry(key, value, seconds, now, labels)[0] for key, value in mapping.items()
+        ]
         if self._flights or self._async_flights:
             wanted = set(mapping)
             self._mark_stale(wanted.__contains__)
@@ -453,6 +524,35 @@ class ConnectionCache(CacheAside[V]):
         count = self._counter("invalidate_prefix")
         self._mark_stale(lambda key: key.startswith(prefix))
         return count
+
+    def invalidate_tag(self, tag: str) -> int:
+        """Remove every entry carrying ``tag``; how many. Costs what it removes."""
+        labels, count = self._tags_doomed([tag])
+        return self._drain(partial(self._store.remove_tags, labels), count)
+
+    async def ainvalidate_tag(self, tag: str) -> int:
+        """``invalidate_tag``, awaitable."""
+        labels, count = self._tags_doomed([tag])
+        return await self._adrain(partial(self._store.aremove_tags, labels), count)
+
+    def invalidate_tags(self, tags: Iterable[str]) -> int:
+        """Remove every entry carrying any of ``tags``; how many (each entry once)."""
+        labels, count = self._tags_doomed(tags)
+        return self._drain(partial(self._store.remove_tags, labels), count)
+
+    async def ainvalidate_tags(self, tags: Iterable[str]) -> int:
+        """``invalidate_tags``, awaitable."""
+        labels, count = self._tags_doomed(tags)
+        return await self._adrain(partial(self._store.aremove_tags, labels), count)
+
+    def _tags_doomed(
+        self, tags: Iterable[str]
+    ) -> tuple[tuple[str, ...], Callable[[list[str]], int]]:
+        labels = _validate.tags(tags)
+        count = self._counter("invalidate_tag")
+        wanted = set(labels)
+        self._mark_stale(lambda key: False, wanted)
+        return labels, count
 
     def clear(self) -> None:
         """Remove every entry; each one counts as an invalidation."""

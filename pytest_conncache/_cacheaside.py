@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from . import _validate
+from ._codecs import Codec, codec_for
 from ._core import MISSING, CacheCore
 from ._flight import AsyncFlight, Flight
 from ._store import CorruptEntry, Stamp
@@ -32,26 +33,69 @@ T = TypeVar("T")
 # How many landed fills a cache remembers (see CacheAside._join).
 _LANDINGS = 64
 
+TTL = Seconds | Callable[[Any], Seconds] | None
+
+
+class Fill:
+    """What one get_or_set call asked for its value: ttl (or how to compute it from
+    the value), tags, codec, and whether to keep a value at all (``cache_if``)."""
+
+    __slots__ = ("ttl", "tags", "codec", "cache_if")
+
+    def __init__(
+        self,
+        ttl: float | Callable[[Any], Seconds],
+        tags: tuple[str, ...],
+        codec: Codec | None,
+        cache_if: Callable[[Any], object] | None,
+    ) -> None:
+        self.ttl = ttl
+        self.tags = tags
+        self.codec = codec
+        self.cache_if = cache_if
+
+    def seconds(self, value: Any) -> float:
+        if callable(self.ttl):
+            return _validate.seconds(self.ttl(value), "ttl (returned by the ttl callable)")
+        return self.ttl
+
+    def keep(self, value: Any) -> bool:
+        return self.cache_if is None or bool(self.cache_if(value))
+
 
 class CacheAside(CacheCore[V]):
     """``get_or_set`` and ``aget_or_set`` of ``ConnectionCache``."""
 
-    def get_or_set(self, key: str, factory: Callable[[], T], ttl: Seconds | None = None) -> T:
+    def get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], T],
+        ttl: TTL = None,
+        *,
+        tags: Iterable[str] = (),
+        value_type: Any = None,
+        cache_if: Callable[[T], object] | None = None,
+    ) -> T:
         """The live value, or ``factory()`` called once, stored and returned.
 
         Concurrent callers of one key share one factory call; a factory that
         raises stores nothing, and every waiting caller gets its exception.
+        ``ttl`` may be a callable of the value; ``tags`` label the stored entry;
+        ``value_type`` as in ``get``; ``cache_if(value)`` false returns the
+        value without storing it.
         """
-        seconds = self._default_ttl if ttl is None else _validate.seconds(ttl, "ttl")
         if type(key) is not str or not key.isascii():
             _validate.key(key)
         _validate.callable_(factory, "factory")
+        if ttl is not None or tags or cache_if is not None:
+            self._fill_for(ttl, tags, None, cache_if)  # bad arguments fail on hits too
+        codec = self._codec if value_type is None else codec_for(value_type)
         flight = self._flights.get(key)
         reachable = True
         if flight is None or flight.stale:
             # The hit path: a plain read (on Redis a GET, not the stamped lookup).
             try:
-                entry = self._store.lookup(key)
+                entry = self._store.lookup(key, codec)
             except Exception as error:
                 entry = self._read_failed(error, key)
                 reachable = isinstance(error, CorruptEntry)
@@ -59,10 +103,29 @@ class CacheAside(CacheCore[V]):
             if value is not MISSING:
                 return value  # type: ignore[no-any-return]
             self._drop_expired(self._expired(entry))
-        return self._fill_or_wait(key, factory, seconds, reachable)  # type: ignore[no-any-return]
+        fill = self._fill_for(ttl, tags, codec, cache_if)
+        return self._fill_or_wait(key, factory, fill, reachable)  # type: ignore[no-any-return]
+
+    def _fill_for(
+        self,
+        ttl: TTL,
+        tags: Iterable[str],
+        codec: Codec | None,
+        cache_if: Callable[[Any], object] | None,
+    ) -> Fill:
+        """A miss's ``Fill``, its arguments checked before any factory runs."""
+        if ttl is None:
+            seconds: float | Callable[[Any], Seconds] = self._default_ttl
+        elif callable(ttl) and not isinstance(ttl, type):
+            seconds = ttl
+        else:
+            seconds = _validate.seconds(ttl, "ttl")
+        if cache_if is not None:
+            _validate.callable_(cache_if, "cache_if")
+        return Fill(seconds, _validate.tags(tags) if tags else (), codec, cache_if)
 
     def _fill_or_wait(
-        self, key: str, factory: Callable[[], Any], seconds: float, reachable: bool
+        self, key: str, factory: Callable[[], Any], fill: Fill, reachable: bool
     ) -> Any:
         """After a miss: wait for the running flight, or lead one (see ``_join``).
 
@@ -78,7 +141,7 @@ class CacheAside(CacheCore[V]):
             try:
                 if not reachable:
                     raise _Unreached
-                entry, stamp = self._store.lookup_for_fill(key)
+                entry, stamp = self._store.lookup_for_fill(key, fill.codec)
             except _Unreached:
                 entry, stamp, reachable = None, None, True
             except Exception as error:
@@ -87,20 +150,20 @@ class CacheAside(CacheCore[V]):
             if value is not MISSING:
                 return value
             self._drop_expired(self._expired(entry))
-            flight, leader = self._join(key, fills)
+            flight, leader = self._join(key, fills, fill.tags)
             if flight is not None:
                 break
         if not leader:
             return self._wait_for(key, flight)
         try:
-            value = self._fill(key, factory, seconds, stamp, flight)
+            value = self._fill(key, factory, fill, stamp, flight)
         except BaseException as error:
             self._land(flight, error=error)
             raise
         self._land(flight, value)
         return value
 
-    def _join(self, key: str, fills: int) -> tuple[Flight | None, bool]:
+    def _join(self, key: str, fills: int, tags: tuple[str, ...]) -> tuple[Flight | None, bool]:
         """After a miss: (the running flight, False), (a new flight this caller leads,
         True, one miss counted), or (None, False) to look again.
 
@@ -120,7 +183,7 @@ class CacheAside(CacheCore[V]):
                     return done, False
                 if self._fills - fills >= _LANDINGS:
                     return None, False  # too much landed to tell: look again
-            flight = self._flights[key] = Flight(key)
+            flight = self._flights[key] = Flight(key, tags)
             self._count_miss(key)
             return flight, True
 
@@ -142,15 +205,10 @@ class CacheAside(CacheCore[V]):
         return value
 
     def _fill(
-        self,
-        key: str,
-        factory: Callable[[], Any],
-        seconds: float,
-        stamp: Stamp | None,
-        flight: Flight,
+        self, key: str, factory: Callable[[], Any], fill: Fill, stamp: Stamp | None, flight: Flight
     ) -> Any:
         """The leader's part: the factory's value, stored unless stale."""
-        other, token = self._store.claim_fill(key, self._clock.read)
+        other, token = self._store.claim_fill(key, self._clock.read, fill.codec)
         try:
             if other is not None:
                 return other.value  # another process stored it while this one waited
@@ -162,13 +220,16 @@ class CacheAside(CacheCore[V]):
                     f"({type(value).__name__}), which get_or_set would cache unawaited: "
                     "use aget_or_set for async factories"
                 )
-            entry, now = self._new_entry(key, value, seconds)
-            try:
-                stored, displaced = self._store.put_if_unchanged(entry, now, stamp, flight.fresh)
-            except Exception as error:
-                self._fill_failed(error, key)
-                return value
-            self._stored(key, stored, displaced, now)
+            if fill.keep(value):
+                entry, now = self._new_entry(key, value, fill.seconds(value), tags=fill.tags)
+                try:
+                    stored, displaced = self._store.put_if_unchanged(
+                        entry, now, stamp, flight.fresh, fill.codec
+                    )
+                except Exception as error:
+                    self._fill_failed(error, key)
+                    return value
+                self._stored(key, stored, displaced, now)
             return value
         finally:
             if token is not None:
@@ -200,22 +261,31 @@ class CacheAside(CacheCore[V]):
     # -- async -------------------------------------------------------------------------
 
     async def aget_or_set(
-        self, key: str, factory: Callable[[], Awaitable[T]], ttl: Seconds | None = None
+        self,
+        key: str,
+        factory: Callable[[], Awaitable[T]],
+        ttl: TTL = None,
+        *,
+        tags: Iterable[str] = (),
+        value_type: Any = None,
+        cache_if: Callable[[T], object] | None = None,
     ) -> T:
         """``get_or_set`` for an async factory: concurrent coroutines share one await.
 
         The factory runs in its own task, so cancelling one waiting caller
         does not cancel the computation the others wait for.
         """
-        seconds = self._ttl(ttl)
         _validate.key(key)
         _validate.callable_(factory, "factory")
+        if ttl is not None or tags or cache_if is not None:
+            self._fill_for(ttl, tags, None, cache_if)  # bad arguments fail on hits too
+        codec = self._codec if value_type is None else codec_for(value_type)
         loop = asyncio.get_running_loop()
         flight = self._async_flights.running(loop, key)
         reachable = True
         if flight is None or flight.stale:
             try:
-                entry = await self._store.alookup(key)
+                entry = await self._store.alookup(key, codec)
             except Exception as error:
                 entry = self._read_failed(error, key)
                 reachable = isinstance(error, CorruptEntry)
@@ -223,14 +293,15 @@ class CacheAside(CacheCore[V]):
             if value is not MISSING:
                 return value  # type: ignore[no-any-return]
             await self._adrop_expired(self._expired(entry))
-        return await self._afill_or_wait(loop, key, factory, seconds, reachable)  # type: ignore[no-any-return]
+        fill = self._fill_for(ttl, tags, codec, cache_if)
+        return await self._afill_or_wait(loop, key, factory, fill, reachable)  # type: ignore[no-any-return]
 
     async def _afill_or_wait(
         self,
         loop: asyncio.AbstractEventLoop,
         key: str,
         factory: Callable[[], Awaitable[Any]],
-        seconds: float,
+        fill: Fill,
         reachable: bool,
     ) -> Any:
         while True:
@@ -241,7 +312,7 @@ class CacheAside(CacheCore[V]):
             try:
                 if not reachable:
                     raise _Unreached
-                entry, stamp = await self._store.alookup_for_fill(key)
+                entry, stamp = await self._store.alookup_for_fill(key, fill.codec)
             except _Unreached:
                 entry, stamp, reachable = None, None, True
             except Exception as error:
@@ -250,15 +321,15 @@ class CacheAside(CacheCore[V]):
             if value is not MISSING:
                 return value
             await self._adrop_expired(self._expired(entry))
-            flight, leader = self._ajoin(loop, key, fills)
+            flight, leader = self._ajoin(loop, key, fills, fill.tags)
             if flight is not None:
                 break
         if leader:
-            self._launch(loop, key, factory, seconds, stamp, flight)
+            self._launch(loop, key, factory, fill, stamp, flight)
         return await self._await_flight(key, flight, leader)
 
     def _ajoin(
-        self, loop: asyncio.AbstractEventLoop, key: str, fills: int
+        self, loop: asyncio.AbstractEventLoop, key: str, fills: int, tags: tuple[str, ...]
     ) -> tuple[AsyncFlight | None, bool]:
         """``_join`` for coroutines; the leader counts its miss once its factory
         gave an awaitable (see ``_launch``)."""
@@ -274,7 +345,7 @@ class CacheAside(CacheCore[V]):
                     return done, False
                 if self._fills - fills >= _LANDINGS:
                     return None, False
-            flight = AsyncFlight(key, loop)
+            flight = AsyncFlight(key, loop, tags)
             self._async_flights.add(loop, flight)
             return flight, True
 
@@ -283,7 +354,7 @@ class CacheAside(CacheCore[V]):
         loop: asyncio.AbstractEventLoop,
         key: str,
         factory: Callable[[], Awaitable[Any]],
-        seconds: float,
+        fill: Fill,
         stamp: Stamp | None,
         flight: AsyncFlight,
     ) -> None:
@@ -303,7 +374,7 @@ class CacheAside(CacheCore[V]):
             self._land(flight, error=wrong)
             raise wrong
         self._count_miss(key)
-        flight.task = loop.create_task(self._afill(key, awaitable, seconds, stamp, flight))
+        flight.task = loop.create_task(self._afill(key, awaitable, fill, stamp, flight))
 
     async def _await_flight(self, key: str, flight: AsyncFlight, leader: bool) -> Any:
         """The flight's value; a waiter counts a hit, or a miss when it gets an exception."""
@@ -326,13 +397,13 @@ class CacheAside(CacheCore[V]):
         self,
         key: str,
         awaitable: Awaitable[Any],
-        seconds: float,
+        fill: Fill,
         stamp: Stamp | None,
         flight: AsyncFlight,
     ) -> None:
         """The leader's task: await the factory, store unless stale, settle the flight."""
         try:
-            other, token = await self._store.aclaim_fill(key, self._clock.read)
+            other, token = await self._store.aclaim_fill(key, self._clock.read, fill.codec)
         except BaseException as error:
             _close(awaitable)
             self._land(flight, error=error)
@@ -343,7 +414,8 @@ class CacheAside(CacheCore[V]):
                 value = other.value
             else:
                 value = await awaitable
-                await self._astore_fill(key, value, seconds, stamp, flight)
+                if fill.keep(value):
+                    await self._astore_fill(key, value, fill, stamp, flight)
         except BaseException as error:
             self._land(flight, error=error)
             if not isinstance(error, Exception):
@@ -355,11 +427,13 @@ class CacheAside(CacheCore[V]):
         self._land(flight, value)
 
     async def _astore_fill(
-        self, key: str, value: Any, seconds: float, stamp: Stamp | None, flight: AsyncFlight
+        self, key: str, value: Any, fill: Fill, stamp: Stamp | None, flight: AsyncFlight
     ) -> None:
-        entry, now = self._new_entry(key, value, seconds)
+        entry, now = self._new_entry(key, value, fill.seconds(value), tags=fill.tags)
         try:
-            stored, displaced = await self._store.aput_if_unchanged(entry, now, stamp, flight.fresh)
+            stored, displaced = await self._store.aput_if_unchanged(
+                entry, now, stamp, flight.fresh, fill.codec
+            )
         except Exception as error:
             self._fill_failed(error, key)
             return

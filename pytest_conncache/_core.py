@@ -18,20 +18,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import count
 from typing import Any, Generic, TypeVar
 
 from . import _validate
 from ._clock import Clock, DefaultClock, FixedClock, default_clock, default_wall_clock
+from ._codecs import Codec, codec_for
 from ._flight import AsyncFlights, Flight, mark_stale
 from ._hooks import observers
 from ._memory import RETIRED, MemoryStore
 from ._registry import track
 from ._removals import REMOVAL_MEMORY, Removal, RemovalLog
 from ._stats import CacheStats
-from ._store import Backend, CorruptEntry, Displaced, Entry, Store
+from ._store import Backend, CorruptEntry, Displaced, Entry, Store, TaggedEntry
 from ._validate import Seconds
 
 V = TypeVar("V")
@@ -83,12 +84,15 @@ class CacheCore(Generic[V]):
         *,
         clock: Clock | None = None,
         max_entries: int | None = None,
+        value_type: Any = None,
     ) -> None:
         self._default_ttl = _validate.seconds(default_ttl, "default_ttl")
         self._max_entries = _validate.max_entries(max_entries)
         if clock is not None:
             _validate.callable_(clock, "clock")
         self._fixed_clock = None if clock is None else FixedClock(clock)
+        self._value_type = value_type
+        self._codec = codec_for(value_type)
         self._lock = threading.RLock()
         self._backend: Backend | None = None
         self._store: Store = MemoryStore(self._max_entries)
@@ -170,29 +174,44 @@ class CacheCore(Generic[V]):
         return self._default_ttl if ttl is None else _validate.seconds(ttl, "ttl")
 
     def _new_entry(
-        self, key: str, value: Any, seconds: float, now: float | None = None
+        self,
+        key: str,
+        value: Any,
+        seconds: float,
+        now: float | None = None,
+        tags: Iterable[str] = (),
     ) -> tuple[Entry, float]:
         """An entry expiring ``seconds`` from now, and now (read before any change)."""
         if type(key) is not str or not key.isascii():
             _validate.key(key)
+        labels = _validate.tags(tags) if tags else ()
         if now is None:
             now = self._clock.read()
         expires_at = now + seconds
         if expires_at <= now:
             raise ttl_too_small(seconds, now)
+        if labels:
+            return TaggedEntry(key, value, expires_at, seconds, labels), now
         return Entry(key, value, expires_at, seconds), now
+
+    def _codec_of(self, value_type: Any) -> Codec | None:
+        """The codec of a call's ``value_type``, else the cache's own."""
+        return self._codec if value_type is None else codec_for(value_type)
 
     # -- running flights -----------------------------------------------------------------
 
-    def _mark_stale(self, matches: Callable[[str], object]) -> None:
-        """Keep running factories of matching keys from storing what they return.
+    def _mark_stale(
+        self, matches: Callable[[str], object], tags: set[str] | frozenset[str] = frozenset()
+    ) -> None:
+        """Keep running factories of matching keys (or carrying one of ``tags``) from
+        storing what they return.
 
         Called before the store is changed, so that a factory finishing in
         between is refused by ``put_if_unchanged`` (see ``_store.Store``).
         """
         with self._lock:
             if self._flights or self._async_flights:
-                mark_stale(self._flights, self._async_flights, matches)
+                mark_stale(self._flights, self._async_flights, matches, tags)
 
     # -- counting and notifying (each under the lock) ------------------------------------
 

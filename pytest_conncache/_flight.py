@@ -19,10 +19,11 @@ from typing import Any
 class Flight:
     """A running ``get_or_set`` factory call; other threads wait in ``result``."""
 
-    __slots__ = ("key", "owner", "done", "value", "error", "stale")
+    __slots__ = ("key", "tags", "owner", "done", "value", "error", "stale")
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, tags: tuple[str, ...] = ()) -> None:
         self.key = key
+        self.tags = tags
         self.owner = threading.get_ident()  # the thread that runs the factory
         self.done = threading.Event()
         self.value: Any = None
@@ -58,10 +59,13 @@ class AsyncFlight:
     awaits the factory (set by the leader once it exists).
     """
 
-    __slots__ = ("key", "future", "task", "stale", "__weakref__")
+    __slots__ = ("key", "tags", "future", "task", "stale", "__weakref__")
 
-    def __init__(self, key: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, key: str, loop: asyncio.AbstractEventLoop, tags: tuple[str, ...] = ()
+    ) -> None:
         self.key = key
+        self.tags = tags
         self.future: asyncio.Future[Any] = loop.create_future()
         self.task: asyncio.Task[Any] | None = None
         self.stale = False
@@ -132,12 +136,13 @@ class AsyncFlights(dict[tuple[int, str], "weakref.ref[AsyncFlight]"]):
 
 
 def mark_stale(
-    flights: dict[str, Flight], async_flights: AsyncFlights, matches: Callable[[str], object]
+    flights: dict[str, Flight],
+    async_flights: AsyncFlights,
+    matches: Callable[[str], object],
+    tags: set[str] | frozenset[str] = frozenset(),
 ) -> None:
-    """Mark every running flight of a matching key stale."""
-    for key, flight in flights.items():
-        if matches(key):
+    """Mark every running flight of a matching key, or carrying one of ``tags``, stale."""
+    running: list[Flight | AsyncFlight] = [*flights.values(), *async_flights.flights()]
+    for flight in running:
+        if matches(flight.key) or not tags.isdisjoint(flight.tags):
             flight.stale = True
-    for async_flight in async_flights.flights():
-        if matches(async_flight.key):
-            async_flight.stale = True

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import threading
 import time
@@ -35,9 +36,9 @@ log = logging.getLogger("pytest_conncache.redis")
 
 AsyncClientFactory = Callable[[], "redis.asyncio.Redis"]
 
-# A fault within this many seconds of the server answering again belongs to
-# the same outage: a restart flaps for a few tens of milliseconds.
-_FLAP_WINDOW = 5.0
+# After a fault, reads and writes that fail open skip the server for this
+# many seconds; a success this long after the last fault ends the outage.
+_PROBE_EVERY = 1.0
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
@@ -64,35 +65,34 @@ def fault_kind(error: BaseException) -> FaultKind:
 
 
 class Outage:
-    """Whether a server is unreachable, logged once per outage.
+    """Whether a server is unreachable: logged once per outage, and failed fast.
 
-    The first fault logs a warning, the first success after it logs "answers
-    again"; a fault within ``_FLAP_WINDOW`` seconds of that success belongs
-    to the same outage and is logged at debug level only.
+    The first fault starts an outage (one warning). For ``PROBE_EVERY``
+    seconds after each fault, reads and writes that may fail open are not
+    sent at all (``short_circuited``): they fail at once instead of each
+    waiting for a timeout; then one call probes the server. The outage ends
+    (one "answers again") with a success at least ``PROBE_EVERY`` seconds
+    after the last fault, so a restart that flaps for some milliseconds is
+    one outage, and a new outage after a recovery is always announced.
     """
+
+    PROBE_EVERY = _PROBE_EVERY
 
     def __init__(self, where: str) -> None:
         self.where = where
         self.active = False
         self._lock = threading.Lock()
-        self._announced = False
-        self._recovered_at = -_FLAP_WINDOW
+        self._last_fault = -math.inf
 
     def failed(self, error: BaseException, namespace: str) -> None:
         with self._lock:
             first = not self.active
             self.active = True
-            announce = (
-                first
-                and not self._announced
-                and time.monotonic() - self._recovered_at >= _FLAP_WINDOW
-            )
-            if announce:
-                self._announced = True
-        if announce:
+            self._last_fault = time.monotonic()
+        if first:
             log.warning(
                 "Redis at %s is unreachable (namespace %r, %s: %s): reads are served as "
-                "misses until it answers again",
+                "misses, failing fast, while it is down",
                 self.where,
                 namespace,
                 type(error).__name__,
@@ -103,12 +103,19 @@ class Outage:
 
     def answered(self) -> None:
         with self._lock:
-            self.active = False
-            announced, self._announced = self._announced, False
-            if announced:
-                self._recovered_at = time.monotonic()
-        if announced:
+            if time.monotonic() - self._last_fault < self.PROBE_EVERY:
+                return  # right after a fault: a flap, still the same outage
+            recovered, self.active = self.active, False
+        if recovered:
             log.warning("Redis at %s answers again", self.where)
+
+    def short_circuited(self) -> bool:
+        """True while a call that may fail open should not wait for the server."""
+        return self.active and time.monotonic() - self._last_fault < self.PROBE_EVERY
+
+
+class ShortCircuit(redis.ConnectionError):
+    """Raised instead of sending a read or write during an outage (see ``Outage``)."""
 
 
 class RedisConnections:
@@ -254,21 +261,33 @@ class RedisBackend:
         ``options`` are this class's keyword arguments; any other keyword goes
         to ``redis.Redis.from_url`` (and ``redis.asyncio.Redis.from_url``).
         Unless given, the clients get short timeouts (0.5 s to connect, 1 s
-        per command) and one immediate retry, so that an outage costs a
-        request about a second, not redis-py's default retries with backoff.
+        per command) and one immediate retry on a connection error (a pooled
+        connection the server closed), none on a timeout: an outage costs a
+        request one timeout at most, and reads fail at once after that (see
+        ``Outage``). Unknown keywords are refused, naming the ones known.
         """
         own = {name: options.pop(name) for name in _OWN_OPTIONS if name in options}
         options.setdefault("socket_connect_timeout", 0.5)
         options.setdefault("socket_timeout", 1.0)
         retries = options.pop("retry", None)
         options["decode_responses"] = False
-        client: redis.Redis = redis.Redis.from_url(
-            url, retry=retries or Retry(NoBackoff(), 1), **options
-        )
+        try:
+            client: redis.Redis = redis.Redis.from_url(
+                url, retry=retries or Retry(NoBackoff(), 1, (redis.ConnectionError,)), **options
+            )
+            pool = client.connection_pool
+            pool.connection_class(**pool.connection_kwargs)  # checks the keywords, connects not
+        except TypeError as error:
+            raise TypeError(
+                f"RedisBackend.from_url got an option neither it nor redis-py takes ({error}); "
+                f"its own options are {', '.join(_OWN_OPTIONS)}"
+            ) from None
 
         def async_client() -> redis.asyncio.Redis:
             return redis.asyncio.Redis.from_url(
-                url, retry=redis.asyncio.retry.Retry(NoBackoff(), 1), **options
+                url,
+                retry=redis.asyncio.retry.Retry(NoBackoff(), 1, (redis.ConnectionError,)),
+                **options,
             )
 
         own.setdefault("async_client_factory", async_client)

@@ -27,10 +27,21 @@ from typing import Any, TypeVar, cast
 from redis.exceptions import NoScriptError, ResponseError
 
 from . import _redis_scripts as lua
+from ._codecs import Codec
 from ._envelope import decode, encode, server_px
 from ._keyindex import prefix_successor
-from ._redis import Outage, RedisBackend, fault_kind, glob_escape
-from ._store import NOTHING_DISPLACED, CorruptEntry, Displaced, Entry, FaultKind, Sink, Stamp
+from ._redis import Outage, RedisBackend, ShortCircuit, fault_kind, glob_escape
+from ._store import (
+    NOTHING_DISPLACED,
+    CorruptEntry,
+    Displaced,
+    Entry,
+    FaultKind,
+    Sink,
+    Stamp,
+    TaggedEntry,
+    tags_of,
+)
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -106,6 +117,7 @@ class RedisStore:
         self._skip = str(len(backend.prefix))
         self._index = backend.index_key
         self._stamps = backend.stamps_key
+        self._tag_prefix = backend.namespace + "#tag:"
         self._serializer = backend.serializer
         self._batch = backend.scan_batch
         self._stores = 0
@@ -133,7 +145,10 @@ class RedisStore:
 
     # -- drivers -----------------------------------------------------------------------
 
-    def _run(self, plan: Plan[R], sink: Sink[Any] = _ignore) -> R:
+    def _run(self, plan: Plan[R], sink: Sink[Any] = _ignore, fail_fast: bool = False) -> R:
+        if fail_fast and self._outage.short_circuited():
+            plan.close()
+            raise self._short_circuit()
         execute: Callable[..., Any] = self._connections.client.execute_command
         feed = _Feed(plan, sink, self._outage, self.backend.namespace)
         while (command := feed.next()) is not None:
@@ -141,7 +156,10 @@ class RedisStore:
                 feed.reply = execute(*command)
         return cast(R, feed.result)
 
-    async def _arun(self, plan: Plan[R], sink: Sink[Any] = _ignore) -> R:
+    async def _arun(self, plan: Plan[R], sink: Sink[Any] = _ignore, fail_fast: bool = False) -> R:
+        if fail_fast and self._outage.short_circuited():
+            plan.close()
+            raise self._short_circuit()
         client = await self._connections.async_client()
         execute: Callable[..., Awaitable[Any]] = client.execute_command
         feed = _Feed(plan, sink, self._outage, self.backend.namespace)
@@ -150,52 +168,64 @@ class RedisStore:
                 feed.reply = await execute(*command)
         return cast(R, feed.result)
 
+    def _short_circuit(self) -> ShortCircuit:
+        return ShortCircuit(
+            f"Redis at {self._outage.where} did not answer a moment ago; "
+            f"the next call tries again after {self._outage.PROBE_EVERY:g} s"
+        )
+
     # -- plans: reads --------------------------------------------------------------------
 
     def _name(self, key: str) -> str:
         return self._prefix + key
 
-    def _decode(self, key: str, raw: bytes | None) -> Entry | None:
+    def _decode(self, key: str, raw: bytes | None, codec: Codec | None) -> Entry | None:
         if raw is None:
             return None
         try:
-            payload, expires_at, ttl = decode(raw)
-            value = self._serializer.loads(payload)
-        except Exception as error:  # foreign bytes, bad JSON, too deep, undecodable
+            payload, expires_at, ttl, tags = decode(raw)
+            value = (codec or self._serializer).loads(payload)
+        except Exception as error:  # foreign bytes, bad JSON, too deep, not of the type
             raise CorruptEntry(key, f"{type(error).__name__}: {error}"[:200]) from None
+        if tags:
+            return TaggedEntry(key, value, expires_at, ttl, tags)
         return Entry(key, value, expires_at, ttl)
 
     def _decode_each(
-        self, keys: Sequence[str], raws: list[bytes | None]
+        self, keys: Sequence[str], raws: list[bytes | None], codec: Codec | None
     ) -> list[Entry | CorruptEntry | None]:
         found: list[Entry | CorruptEntry | None] = []
         for key, raw in zip(keys, raws, strict=True):
             try:
-                found.append(self._decode(key, raw))
+                found.append(self._decode(key, raw, codec))
             except CorruptEntry as corrupt:
                 found.append(corrupt)
         return found
 
-    def _plan_lookup(self, key: str) -> Plan[Entry | None]:
+    def _plan_lookup(self, key: str, codec: Codec | None) -> Plan[Entry | None]:
         try:
             raw = yield Call(("GET", self._prefix + key))
         except ResponseError as error:
             if "WRONGTYPE" not in str(error):
                 raise
             raise CorruptEntry(key, "a Redis key of another type, not an entry") from None
-        return self._decode(key, raw)
+        return self._decode(key, raw, codec)
 
-    def _plan_lookup_many(self, keys: Sequence[str]) -> Plan[list[Entry | CorruptEntry | None]]:
+    def _plan_lookup_many(
+        self, keys: Sequence[str], codec: Codec | None
+    ) -> Plan[list[Entry | CorruptEntry | None]]:
         if not keys:
             return []
         raws = yield Call(("MGET", *[self._prefix + key for key in keys]))
-        return self._decode_each(keys, raws)
+        return self._decode_each(keys, raws, codec)
 
-    def _plan_lookup_for_fill(self, key: str) -> Plan[tuple[Entry | None, Stamp | None]]:
+    def _plan_lookup_for_fill(
+        self, key: str, codec: Codec | None
+    ) -> Plan[tuple[Entry | None, Stamp | None]]:
         raw, gen = yield Lua(lua.LOOKUP_FOR_FILL, [self._prefix + key, self._stamps], [])
         stamp = _Stamp(b"" if gen is None else gen, raw)
         try:
-            return self._decode(key, raw), stamp
+            return self._decode(key, raw, codec), stamp
         except CorruptEntry:
             return None, stamp  # a miss: the fill replaces it
 
@@ -237,51 +267,69 @@ class RedisStore:
 
     # -- plans: writes ---------------------------------------------------------------------
 
-    def _blob(self, entry: Entry) -> bytes:
+    def _blob(self, entry: Entry, codec: Codec | None) -> bytes:
+        encoder = codec or self._serializer
         try:
-            payload = self._serializer.dumps(entry.value)
+            payload = encoder.dumps(entry.value)
         except Exception as error:
             raise TypeError(
-                f"value for key {entry.key!r:.200} cannot be stored with {self._serializer!r}: "
-                f"{type(entry.value).__name__} {entry.value!r:.80} ({error})"
+                f"value for key {entry.key!r:.200} cannot be stored with {encoder!r}: "
+                f"{type(entry.value).__name__} {entry.value!r:.80} ({error})"[:600]
+                + ("" if codec else "; give value_type= to store typed values")
             ) from error
-        return encode(payload, entry.expires_at, entry.ttl)
+        return encode(payload, entry.expires_at, entry.ttl, tags_of(entry))
 
-    def _plan_put(self, entry: Entry) -> Plan[list[Displaced]]:
-        blob = self._blob(entry)
+    def _tag_sets(self, entry: Entry) -> list[str]:
+        return [self._tag_prefix + tag for tag in tags_of(entry)]
+
+    def _plan_put(self, entry: Entry, codec: Codec | None) -> Plan[list[Displaced]]:
+        blob = self._blob(entry, codec)
         self._stores += 1
-        args = [blob, _px(entry.ttl), self._skip]
-        if not self._stores % lua.PRUNE_EVERY:
-            args.append(self._prune_from)
-        next_from = yield Lua(lua.STORE, [self._prefix + entry.key, self._index], args)
-        if len(args) > 3:
+        prune = "" if self._stores % lua.PRUNE_EVERY else self._prune_from
+        next_from = yield Lua(
+            lua.STORE,
+            [self._prefix + entry.key, self._index, *self._tag_sets(entry)],
+            [blob, _px(entry.ttl), self._skip, prune, *tags_of(entry)],
+        )
+        if prune:
             self._prune_from = next_from.decode() if next_from else "-"
         return NOTHING_DISPLACED
 
-    def _plan_put_many(self, entries: Sequence[Entry]) -> Plan[list[Displaced]]:
+    def _plan_put_many(
+        self, entries: Sequence[Entry], codec: Codec | None
+    ) -> Plan[list[Displaced]]:
         if entries:
-            blobs = [self._blob(entry) for entry in entries]
+            blobs = [self._blob(entry, codec) for entry in entries]
             names = [self._prefix + entry.key for entry in entries]
-            args = [_px(entries[0].ttl), self._skip, *blobs]
-            yield Lua(lua.STORE_MANY, [self._index, *names], args)
+            first = entries[0]  # set_many: one ttl and one set of tags for all
+            yield Lua(
+                lua.STORE_MANY,
+                [self._index, *names, *self._tag_sets(first)],
+                [_px(first.ttl), self._skip, len(entries), *blobs, *tags_of(first)],
+            )
         return NOTHING_DISPLACED
 
     def _plan_put_if_unchanged(
-        self, entry: Entry, stamp: Stamp | None, unchanged: Callable[[], bool]
+        self,
+        entry: Entry,
+        stamp: Stamp | None,
+        unchanged: Callable[[], bool],
+        codec: Codec | None,
     ) -> Plan[tuple[bool, list[Displaced]]]:
-        blob = self._blob(entry)
+        blob = self._blob(entry, codec)
         if not unchanged() or not isinstance(stamp, _Stamp):
             return False, NOTHING_DISPLACED  # this process changed it: no round trip
         key = entry.key
-        fields = [_bucket(key), "all"]
+        tags = tags_of(entry)
+        fields = [_bucket(key), "all", *["t:" + tag for tag in tags]]
         if len(key) > _LONG_KEY:
             fields.append("prefix")
         else:
             fields += ["p:" + key[:i] for i in range(len(key) + 1)]
         stored = yield Lua(
             lua.STORE_IF_UNCHANGED,
-            [self._prefix + key, self._index, self._stamps],
-            [blob, _px(entry.ttl), self._skip, stamp.gen, stamp.seen, *fields],
+            [self._prefix + key, self._index, self._stamps, *self._tag_sets(entry)],
+            [blob, _px(entry.ttl), self._skip, stamp.gen, stamp.seen, len(fields), *fields, *tags],
         )
         return bool(stored), NOTHING_DISPLACED
 
@@ -349,15 +397,48 @@ class RedisStore:
     def _plan_rebuild(self, prefix: str, field: str) -> Plan[None]:
         """The index is not known complete: remove by SCAN, and index what stays."""
         token = "r" + secrets.token_hex(8)
-        skip = len(self._prefix)
         yield Lua(lua.BEGIN_REBUILD, [self._index, self._stamps], [token, field])
+        yield from self._plan_rescan("p", prefix)
+        yield Lua(lua.FINISH_REBUILD, [self._index], [token])
+
+    def _plan_rescan(self, by: str, what: str) -> Plan[None]:
+        """Walk the namespace removing by prefix (``by`` "p") or by tag ("t"), and
+        index every entry left, with its tags."""
+        skip = len(self._prefix)
 
         def reindex(page: list[bytes]) -> Plan[None]:
-            positions = yield Lua(lua.REBUILD_PAGE, [self._index, *page], [self._skip, prefix])
+            positions = yield Lua(lua.REBUILD_PAGE, [self._index, *page], [self._skip, by, what])
             yield Batch([page[int(i) - 1].decode()[skip:] for i in positions])
 
         yield from self._plan_each_page(reindex)
+
+    def _plan_remove_tags(self, tags: Sequence[str]) -> Plan[None]:
+        for tag in tags:
+            tagset = self._tag_prefix + tag
+            cursor: Any = "0"
+            while True:
+                reply = yield Lua(
+                    lua.REMOVE_TAG,
+                    [self._index, tagset, self._stamps],
+                    [tag, self._prefix, cursor, self._batch],
+                )
+                if int(reply[0]) < 0:
+                    yield from self._plan_rebuild_tag(tag, tagset)
+                    break
+                cursor, *removed = reply
+                yield Batch([key.decode() for key in removed])
+                if int(cursor) == 0:
+                    break
+
+    def _plan_rebuild_tag(self, tag: str, tagset: str) -> Plan[None]:
+        """The tag set is not known complete: remove by SCAN, rebuilding the index and
+        the tag set in the same pass (each marked complete unless evicted meanwhile)."""
+        token = "r" + secrets.token_hex(8)
+        yield Lua(lua.BEGIN_TAG, [tagset, self._stamps], [token, tag])
+        yield Lua(lua.BEGIN_REBUILD, [self._index, self._stamps], [token, "t:" + tag])
+        yield from self._plan_rescan("t", tag)
         yield Lua(lua.FINISH_REBUILD, [self._index], [token])
+        yield Lua(lua.FINISH_TAG, [tagset, self._index], [token, tag])
 
     def _plan_purge(self, now: float) -> Plan[None]:
         skip = len(self._prefix)
@@ -374,7 +455,9 @@ class RedisStore:
 
     # -- plans: the cross-process fill lock ---------------------------------------------------
 
-    def _plan_claim(self, key: str, now: Callable[[], float]) -> Plan[tuple[Entry | None, object]]:
+    def _plan_claim(
+        self, key: str, now: Callable[[], float], codec: Codec | None
+    ) -> Plan[tuple[Entry | None, object]]:
         backend = self.backend
         if not backend.cross_process_lock:
             return None, None
@@ -391,7 +474,7 @@ class RedisStore:
                     raise
                 return None, None  # unreachable: compute without the lock
             try:
-                found = self._decode(key, raw)
+                found = self._decode(key, raw, codec)
             except CorruptEntry:
                 found = None
             if found is not None and now() < found.expires_at:
@@ -415,29 +498,37 @@ class RedisStore:
 
     # -- the Store protocol ------------------------------------------------------------------
 
-    def lookup(self, key: str) -> Entry | None:
-        return self._run(self._plan_lookup(key))
+    def lookup(self, key: str, codec: Codec | None = None) -> Entry | None:
+        return self._run(self._plan_lookup(key, codec), fail_fast=True)
 
-    async def alookup(self, key: str) -> Entry | None:
-        return await self._arun(self._plan_lookup(key))
+    async def alookup(self, key: str, codec: Codec | None = None) -> Entry | None:
+        return await self._arun(self._plan_lookup(key, codec), fail_fast=True)
 
-    def lookup_many(self, keys: Sequence[str]) -> list[Entry | CorruptEntry | None]:
-        return self._run(self._plan_lookup_many(keys))
+    def lookup_many(
+        self, keys: Sequence[str], codec: Codec | None = None
+    ) -> list[Entry | CorruptEntry | None]:
+        return self._run(self._plan_lookup_many(keys, codec), fail_fast=True)
 
-    async def alookup_many(self, keys: Sequence[str]) -> list[Entry | CorruptEntry | None]:
-        return await self._arun(self._plan_lookup_many(keys))
+    async def alookup_many(
+        self, keys: Sequence[str], codec: Codec | None = None
+    ) -> list[Entry | CorruptEntry | None]:
+        return await self._arun(self._plan_lookup_many(keys, codec), fail_fast=True)
 
-    def lookup_for_fill(self, key: str) -> tuple[Entry | None, Stamp | None]:
-        return self._run(self._plan_lookup_for_fill(key))
+    def lookup_for_fill(
+        self, key: str, codec: Codec | None = None
+    ) -> tuple[Entry | None, Stamp | None]:
+        return self._run(self._plan_lookup_for_fill(key, codec), fail_fast=True)
 
-    async def alookup_for_fill(self, key: str) -> tuple[Entry | None, Stamp | None]:
-        return await self._arun(self._plan_lookup_for_fill(key))
+    async def alookup_for_fill(
+        self, key: str, codec: Codec | None = None
+    ) -> tuple[Entry | None, Stamp | None]:
+        return await self._arun(self._plan_lookup_for_fill(key, codec), fail_fast=True)
 
-    def peek(self, key: str) -> Entry | None:
-        return self._run(self._plan_lookup(key))
+    def peek(self, key: str, codec: Codec | None = None) -> Entry | None:
+        return self._run(self._plan_lookup(key, codec), fail_fast=True)
 
-    async def apeek(self, key: str) -> Entry | None:
-        return await self._arun(self._plan_lookup(key))
+    async def apeek(self, key: str, codec: Codec | None = None) -> Entry | None:
+        return await self._arun(self._plan_lookup(key, codec), fail_fast=True)
 
     def contains(self, key: str) -> bool:
         return self._run(self._plan_contains(key))
@@ -457,27 +548,47 @@ class RedisStore:
     async def asize(self) -> int:
         return await self._arun(self._plan_size())
 
-    def put(self, entry: Entry, now: float) -> list[Displaced]:
-        return self._run(self._plan_put(entry))
+    def put(self, entry: Entry, now: float, codec: Codec | None = None) -> list[Displaced]:
+        return self._run(self._plan_put(entry, codec), fail_fast=True)
 
-    async def aput(self, entry: Entry, now: float) -> list[Displaced]:
-        return await self._arun(self._plan_put(entry))
+    async def aput(self, entry: Entry, now: float, codec: Codec | None = None) -> list[Displaced]:
+        return await self._arun(self._plan_put(entry, codec), fail_fast=True)
 
-    def put_many(self, entries: Sequence[Entry], now: float) -> list[Displaced]:
-        return self._run(self._plan_put_many(entries))
+    def put_many(
+        self, entries: Sequence[Entry], now: float, codec: Codec | None = None
+    ) -> list[Displaced]:
+        return self._run(self._plan_put_many(entries, codec), fail_fast=True)
 
-    async def aput_many(self, entries: Sequence[Entry], now: float) -> list[Displaced]:
-        return await self._arun(self._plan_put_many(entries))
+    async def aput_many(
+        self, entries: Sequence[Entry], now: float, codec: Codec | None = None
+    ) -> list[Displaced]:
+        return await self._arun(self._plan_put_many(entries, codec), fail_fast=True)
 
     def put_if_unchanged(
-        self, entry: Entry, now: float, stamp: Stamp | None, unchanged: Callable[[], bool]
+        self,
+        entry: Entry,
+        now: float,
+        stamp: Stamp | None,
+        unchanged: Callable[[], bool],
+        codec: Codec | None = None,
     ) -> tuple[bool, list[Displaced]]:
-        return self._run(self._plan_put_if_unchanged(entry, stamp, unchanged))
+        if not isinstance(stamp, _Stamp) or not unchanged():
+            return False, NOTHING_DISPLACED  # no lookup to vouch for it, or changed here
+        plan = self._plan_put_if_unchanged(entry, stamp, unchanged, codec)
+        return self._run(plan, fail_fast=True)
 
     async def aput_if_unchanged(
-        self, entry: Entry, now: float, stamp: Stamp | None, unchanged: Callable[[], bool]
+        self,
+        entry: Entry,
+        now: float,
+        stamp: Stamp | None,
+        unchanged: Callable[[], bool],
+        codec: Codec | None = None,
     ) -> tuple[bool, list[Displaced]]:
-        return await self._arun(self._plan_put_if_unchanged(entry, stamp, unchanged))
+        if not isinstance(stamp, _Stamp) or not unchanged():
+            return False, NOTHING_DISPLACED
+        plan = self._plan_put_if_unchanged(entry, stamp, unchanged, codec)
+        return await self._arun(plan, fail_fast=True)
 
     def remove(self, keys: Sequence[str]) -> list[str]:
         return self._run(self._plan_remove(keys))
@@ -503,6 +614,12 @@ class RedisStore:
     async def aremove_matching(self, matches: Callable[[str], object], sink: Sink[str]) -> None:
         await self._arun(self._plan_remove_matching(matches, "pattern"), sink)
 
+    def remove_tags(self, tags: Sequence[str], sink: Sink[str]) -> None:
+        self._run(self._plan_remove_tags(tags), sink)
+
+    async def aremove_tags(self, tags: Sequence[str], sink: Sink[str]) -> None:
+        await self._arun(self._plan_remove_tags(tags), sink)
+
     def remove_all(self, sink: Sink[str]) -> None:
         self._run(self._plan_remove_matching(_every_key, "clear"), sink)
 
@@ -518,11 +635,15 @@ class RedisStore:
     def wipe(self) -> None:
         self._run(self._plan_remove_matching(_every_key, "wipe"))
 
-    def claim_fill(self, key: str, now: Callable[[], float]) -> tuple[Entry | None, object]:
-        return self._run(self._plan_claim(key, now))
+    def claim_fill(
+        self, key: str, now: Callable[[], float], codec: Codec | None = None
+    ) -> tuple[Entry | None, object]:
+        return self._run(self._plan_claim(key, now, codec))
 
-    async def aclaim_fill(self, key: str, now: Callable[[], float]) -> tuple[Entry | None, object]:
-        return await self._arun(self._plan_claim(key, now))
+    async def aclaim_fill(
+        self, key: str, now: Callable[[], float], codec: Codec | None = None
+    ) -> tuple[Entry | None, object]:
+        return await self._arun(self._plan_claim(key, now, codec))
 
     def release_fill(self, key: str, token: object) -> None:
         self._run(self._plan_release(key, token))
@@ -617,7 +738,7 @@ def _expired_entry(key: str, raw: bytes | None, now: float) -> Entry | None:
     if raw is None:
         return None
     try:
-        _, expires_at, ttl = decode(raw)
+        _, expires_at, ttl, _ = decode(raw)
     except ValueError:
         return None  # not ours: purge goes on past it
     if now < expires_at:

@@ -12,7 +12,10 @@ Times are the cache's clock readings, passed in: a store reads no clock.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from ._codecs import Codec
 
 T = TypeVar("T")
 
@@ -53,6 +56,23 @@ class Entry:
         return f"Entry({self.key!r}, expires_at={self.expires_at!r}, ttl={self.ttl!r})"
 
 
+class TaggedEntry(Entry):
+    """An entry with tags (``set(..., tags=...)``): a subclass, so that untagged
+    entries, the common kind, pay no slot for them."""
+
+    __slots__ = ("tags",)
+
+    def __init__(
+        self, key: str, value: Any, expires_at: float, ttl: float, tags: tuple[str, ...]
+    ) -> None:
+        super().__init__(key, value, expires_at, ttl)
+        self.tags = tags
+
+
+def tags_of(entry: Entry) -> tuple[str, ...]:
+    return entry.tags if type(entry) is TaggedEntry else ()
+
+
 class CorruptEntry(Exception):
     """A stored value that this package cannot read back (foreign or damaged bytes).
 
@@ -89,19 +109,26 @@ class Store(Protocol):
         ...
 
     # -- reads ---------------------------------------------------------------
-    def lookup(self, key: str) -> Entry | None:
+    # ``codec``: how this call's values are encoded (typed values); None: the
+    # store's own way. Stores that keep objects ignore it.
+
+    def lookup(self, key: str, codec: Codec | None = None) -> Entry | None:
         """The stored entry (expired or not) for a read that counts; may refresh recency."""
         ...
 
-    def lookup_many(self, keys: Sequence[str]) -> list[Entry | CorruptEntry | None]:
+    def lookup_many(
+        self, keys: Sequence[str], codec: Codec | None = None
+    ) -> list[Entry | CorruptEntry | None]:
         """``lookup`` of each key; an unreadable entry is its ``CorruptEntry``, in place."""
         ...
 
-    def lookup_for_fill(self, key: str) -> tuple[Entry | None, Stamp | None]:
+    def lookup_for_fill(
+        self, key: str, codec: Codec | None = None
+    ) -> tuple[Entry | None, Stamp | None]:
         """``lookup``, plus a stamp that ``put_if_unchanged`` checks (get_or_set)."""
         ...
 
-    def peek(self, key: str) -> Entry | None:
+    def peek(self, key: str, codec: Codec | None = None) -> Entry | None:
         """The stored entry without refreshing recency."""
         ...
 
@@ -114,14 +141,22 @@ class Store(Protocol):
     def size(self) -> int: ...
 
     # -- writes --------------------------------------------------------------
-    def put(self, entry: Entry, now: float) -> list[Displaced]:
-        """Store or replace; what had to leave to make room (bounded stores)."""
+    def put(self, entry: Entry, now: float, codec: Codec | None = None) -> list[Displaced]:
+        """Store or replace (with its tags, if a ``TaggedEntry``); what had to leave to
+        make room (bounded stores)."""
         ...
 
-    def put_many(self, entries: Sequence[Entry], now: float) -> list[Displaced]: ...
+    def put_many(
+        self, entries: Sequence[Entry], now: float, codec: Codec | None = None
+    ) -> list[Displaced]: ...
 
     def put_if_unchanged(
-        self, entry: Entry, now: float, stamp: Stamp | None, unchanged: Callable[[], bool]
+        self,
+        entry: Entry,
+        now: float,
+        stamp: Stamp | None,
+        unchanged: Callable[[], bool],
+        codec: Codec | None = None,
     ) -> tuple[bool, list[Displaced]]:
         """Store ``entry`` only if ``unchanged()`` holds and no process changed the key
         since the lookup that gave ``stamp``, as one step with respect to every other
@@ -143,6 +178,10 @@ class Store(Protocol):
 
     def remove_all(self, sink: Sink[str]) -> None: ...
 
+    def remove_tags(self, tags: Sequence[str], sink: Sink[str]) -> None:
+        """Remove every entry carrying any of ``tags``: the cost follows what is removed."""
+        ...
+
     def purge_expired(self, now: float, sink: Sink[Entry]) -> None:
         """Remove entries expired at ``now`` (unreadable ones stay), batches to ``sink``."""
         ...
@@ -152,7 +191,9 @@ class Store(Protocol):
         ...
 
     # -- the cross-process fill lock (a no-op where one process owns the data) ---
-    def claim_fill(self, key: str, now: Callable[[], float]) -> tuple[Entry | None, object]:
+    def claim_fill(
+        self, key: str, now: Callable[[], float], codec: Codec | None = None
+    ) -> tuple[Entry | None, object]:
         """Before get_or_set's factory runs: (another process's live entry, None),
         or (None, a token for ``release_fill``, None when nothing was taken)."""
         ...
@@ -160,13 +201,17 @@ class Store(Protocol):
     def release_fill(self, key: str, token: object) -> None: ...
 
     # -- the same, awaitable -------------------------------------------------
-    async def alookup(self, key: str) -> Entry | None: ...
+    async def alookup(self, key: str, codec: Codec | None = None) -> Entry | None: ...
 
-    async def alookup_many(self, keys: Sequence[str]) -> list[Entry | CorruptEntry | None]: ...
+    async def alookup_many(
+        self, keys: Sequence[str], codec: Codec | None = None
+    ) -> list[Entry | CorruptEntry | None]: ...
 
-    async def alookup_for_fill(self, key: str) -> tuple[Entry | None, Stamp | None]: ...
+    async def alookup_for_fill(
+        self, key: str, codec: Codec | None = None
+    ) -> tuple[Entry | None, Stamp | None]: ...
 
-    async def apeek(self, key: str) -> Entry | None: ...
+    async def apeek(self, key: str, codec: Codec | None = None) -> Entry | None: ...
 
     async def acontains(self, key: str) -> bool: ...
 
@@ -174,12 +219,21 @@ class Store(Protocol):
 
     async def asize(self) -> int: ...
 
-    async def aput(self, entry: Entry, now: float) -> list[Displaced]: ...
+    async def aput(
+        self, entry: Entry, now: float, codec: Codec | None = None
+    ) -> list[Displaced]: ...
 
-    async def aput_many(self, entries: Sequence[Entry], now: float) -> list[Displaced]: ...
+    async def aput_many(
+        self, entries: Sequence[Entry], now: float, codec: Codec | None = None
+    ) -> list[Displaced]: ...
 
     async def aput_if_unchanged(
-        self, entry: Entry, now: float, stamp: Stamp | None, unchanged: Callable[[], bool]
+        self,
+        entry: Entry,
+        now: float,
+        stamp: Stamp | None,
+        unchanged: Callable[[], bool],
+        codec: Codec | None = None,
     ) -> tuple[bool, list[Displaced]]: ...
 
     async def aremove(self, keys: Sequence[str]) -> list[str]: ...
@@ -192,10 +246,12 @@ class Store(Protocol):
 
     async def aremove_all(self, sink: Sink[str]) -> None: ...
 
+    async def aremove_tags(self, tags: Sequence[str], sink: Sink[str]) -> None: ...
+
     async def apurge_expired(self, now: float, sink: Sink[Entry]) -> None: ...
 
     async def aclaim_fill(
-        self, key: str, now: Callable[[], float]
+        self, key: str, now: Callable[[], float], codec: Codec | None = None
     ) -> tuple[Entry | None, object]: ...
 
     async def arelease_fill(self, key: str, token: object) -> None: ...

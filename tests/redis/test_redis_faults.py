@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 import redis
 
 from pytest_conncache import ConnectionCache, RedisBackend
+from pytest_conncache._redis import Outage
 from tests.redis.fakes import FakeClock
 from tests.redis_server import RedisServer
 
@@ -111,8 +113,12 @@ def test_reads_can_be_made_to_fail_loud(own_redis_server: RedisServer, clock: Fa
 
 
 def test_after_a_restart_everything_works_and_nothing_stale_is_served(
-    own_redis_server: RedisServer, outage_cache: Cache, caplog: pytest.LogCaptureFixture
+    own_redis_server: RedisServer,
+    outage_cache: Cache,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr("pytest_conncache._redis.Outage.PROBE_EVERY", 0.0)  # no fast failing
     outage_cache.set("user-record:t1:1", "v1")
     own_redis_server.stop()
     # The service keeps serving from its source of truth during the outage.
@@ -141,7 +147,7 @@ def test_a_second_outage_warns_again(
 ) -> None:
     # A fault within a few seconds of recovering counts as the same outage
     # (a restart flaps); this test's second outage comes sooner than that.
-    monkeypatch.setattr("pytest_conncache._redis._FLAP_WINDOW", 0.0)
+    monkeypatch.setattr("pytest_conncache._redis.Outage.PROBE_EVERY", 0.0)
     caplog.set_level(logging.WARNING, logger="pytest_conncache.redis")
     own_redis_server.stop()
     outage_cache.get("k")
@@ -162,9 +168,54 @@ def test_a_restart_that_flaps_warns_once_each_way(
         outage_cache.get("k")
         own_redis_server.start()
         outage_cache.get("k")
-    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert not any(_recoveries(caplog))  # each call came right after a fault: a flap
+    time.sleep(Outage.PROBE_EVERY)
+    outage_cache.get("k")  # a probe, a second after the last fault
     assert len(_unreachable_warnings(caplog)) == 1
-    assert sum("answers again" in m and "unreachable" not in m for m in messages) == 1
+    assert len(_recoveries(caplog)) == 1
+
+
+def test_reads_during_an_outage_fail_at_once_and_probe_every_second(
+    own_redis_server: RedisServer, outage_cache: Cache
+) -> None:
+    assert own_redis_server.process is not None
+    own_redis_server.process.send_signal(signal.SIGSTOP)  # answers nothing: a timeout
+    try:
+        started = time.monotonic()
+        assert outage_cache.get("k", "d") == "d"  # waits for the socket timeout (1 s)
+        first = time.monotonic() - started
+        started = time.monotonic()
+        for _ in range(20):
+            assert outage_cache.get_or_set("k", lambda: "computed") == "computed"
+        rest = time.monotonic() - started
+    finally:
+        own_redis_server.process.send_signal(signal.SIGCONT)
+    assert 0.9 < first < 1.9  # one timeout, not a timeout and a retry
+    assert rest < 0.5  # the circuit is open: no call waits
+    assert outage_cache.stats.errors == 21
+    time.sleep(Outage.PROBE_EVERY)
+    outage_cache.set("k", "after")
+    assert outage_cache.get("k") == "after"
+
+
+def test_invalidations_during_an_outage_still_try_the_server(
+    own_redis_server: RedisServer, outage_cache: Cache
+) -> None:
+    outage_cache.set("k", 1)
+    own_redis_server.stop()
+    outage_cache.get("k")  # opens the circuit for reads
+    own_redis_server.start()
+    assert outage_cache.invalidate("k") is False  # reached the (empty, restarted) server
+
+
+def _recoveries(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING
+        and r.getMessage().startswith("Redis at")
+        and r.getMessage().endswith(" answers again")
+    ]
 
 
 def _time_out(*args: Any, **kwargs: Any) -> Any:

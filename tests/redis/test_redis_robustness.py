@@ -175,6 +175,12 @@ def _url(server: RedisServer, credentials: str) -> str:
     return f"redis://{credentials}127.0.0.1:{server.port}/0"
 
 
+@pytest.fixture
+def no_fast_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calls right after a fault go to the server (no open circuit, see ``Outage``)."""
+    monkeypatch.setattr("pytest_conncache._redis.Outage.PROBE_EVERY", 0.0)
+
+
 def _opened_before_start(server: RedisServer, open_cache: OpenCache, credentials: str) -> Cache:
     """A cache opened while ``server`` was down (as at a service's start-up), then started."""
     server.stop()
@@ -205,6 +211,7 @@ def test_use_backend_raises_when_the_server_refuses_the_credentials(
         open_cache(_url(auth_server, credentials))
 
 
+@pytest.mark.usefixtures("no_fast_fail")
 @pytest.mark.parametrize("credentials", BAD_CREDENTIALS)
 @pytest.mark.parametrize("call", CALLS)
 def test_a_missing_or_wrong_password_raises_on_every_call(
@@ -220,6 +227,7 @@ def test_a_missing_or_wrong_password_raises_on_every_call(
 
 
 @pytest.mark.asyncio
+@pytest.mark.usefixtures("no_fast_fail")
 @pytest.mark.parametrize("credentials", BAD_CREDENTIALS)
 async def test_aget_with_a_missing_or_wrong_password_raises(
     auth_server: RedisServer, open_cache: OpenCache, credentials: str
