@@ -30,7 +30,8 @@ def freezegun_use(test_function: Any = None, fixturenames: Iterable[str] = ()) -
         return "freezegun is freezing time already (freeze_time(...) or the freezer fixture)"
     if "freezer" in fixturenames:
         return "the test uses the freezer fixture (pytest-freezer), which runs freezegun"
-    if _decorated_by(test_function, os.path.dirname(freezegun.__file__ or "") + os.sep):
+    where = getattr(freezegun, "__file__", None)
+    if where and _decorated_by(test_function, os.path.dirname(where) + os.sep):
         return "the test is decorated with freezegun's @freeze_time(...)"
     return None
 

@@ -108,3 +108,21 @@ def test_freezegun_imported_but_unused_changes_nothing(pytester: pytest.Pytester
     )
 
     pytester.runpytest_subprocess().assert_outcomes(passed=2)
+
+
+def test_frozen_clock_never_imports_freezegun(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import sys
+        import time
+
+        def test_frozen(frozen_clock):
+            before = time.time()
+            frozen_clock.advance(600)
+            assert time.time() == before + 600
+            assert "freezegun" not in sys.modules
+        """
+    )
+
+    # pytest-freezer, when installed, imports freezegun as it loads.
+    pytester.runpytest_subprocess("-p", "no:freezer").assert_outcomes(passed=1)
