@@ -18,6 +18,7 @@ import time
 from typing import Protocol
 
 from ._clock import Clock, default_clock
+from ._freezegun import freezegun_use, refusal
 
 # The base is rounded to a multiple of 2**-10 s so that sums of whole or
 # binary-fraction seconds stay exact: an entry set at t with ttl d then
@@ -61,6 +62,7 @@ class FrozenClock:
             raise ValueError(
                 f"seconds must be a finite number >= 0 (time only moves forward), got {seconds!r}"
             )
+        _refuse_active_freezegun()
         self._control.shift(seconds if isinstance(seconds, dt.timedelta) else float(seconds))
 
     def move_to(self, destination: dt.datetime) -> None:
@@ -72,6 +74,7 @@ class FrozenClock:
             )
         if destination.tzinfo is None:
             destination = destination.replace(tzinfo=dt.timezone.utc)
+        _refuse_active_freezegun()
         self._control.move_to(destination, tick=False)
 
     def now(self) -> dt.datetime:
@@ -89,3 +92,11 @@ class FrozenClock:
 
     def __repr__(self) -> str:
         return f"<FrozenClock at {self.now().isoformat()}>"
+
+
+def _refuse_active_freezegun() -> None:
+    # A freeze_time(...) block started inside the test, after the fixture's
+    # own check: the move would silently change nothing.
+    how = freezegun_use()
+    if how is not None:
+        raise RuntimeError(refusal(how))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,37 @@ def shorten(text: str, width: int) -> str:
     return text[:head] + "…" + text[-(width - 1 - head) :]
 
 
+def shorten_distinct(texts: Sequence[str], width: int) -> list[str]:
+    """Fit each of the distinct ``texts`` into ``width`` characters, keeping them distinct.
+
+    A text that does not fit loses its middle, as in ``shorten``, unless that
+    would print it the same as another text; then the cut moves away from
+    the middle, a step at a time, until it keeps what sets the text apart.
+    A text that no cut of that width can tell apart is printed whole: a row
+    too wide beats two rows that read the same.
+    """
+    labels: list[str | None] = [text if len(text) <= width else None for text in texts]
+    taken = {label for label in labels if label is not None}
+    pending = [i for i, label in enumerate(labels) if label is None]
+    middle = (width - 1) // 2
+    # Cuts nearest the middle first, as shorten() makes them.
+    for head in sorted(range(width), key=lambda head: (abs(head - middle), -head)):
+        if not pending:
+            break
+        tail = width - 1 - head
+        cuts = {i: texts[i][:head] + "…" + texts[i][len(texts[i]) - tail :] for i in pending}
+        counts = Counter(cuts.values())
+        still = []
+        for i in pending:
+            if counts[cuts[i]] == 1 and cuts[i] not in taken:
+                labels[i] = cuts[i]
+                taken.add(cuts[i])
+            else:
+                still.append(i)
+        pending = still
+    return [text if label is None else label for text, label in zip(texts, labels, strict=True)]
+
+
 def common_prefix(nodeids: Sequence[str]) -> str:
     """The longest prefix shared by every node id, cut back to a ``/`` or ``::`` boundary."""
     if len(nodeids) < 2:
@@ -127,12 +159,13 @@ def table(rows: Sequence[Row], width: int) -> list[str]:
         if prefix:
             ids = [nodeid[len(prefix) :] for nodeid in ids]
             preamble.append(shorten(f"node ids below start with {prefix}", width))
-    ids.append("TOTAL")
-    id_width = min(max(len(i) for i in [*ids, "test"]), room)
+    id_width = min(max(len(i) for i in [*ids, "test", "TOTAL"]), room)
+    # Node ids are distinct, and so are the labels: no two rows read the same.
+    ids = [*shorten_distinct(ids, id_width), "TOTAL"]
 
     def line(first: str, values: Sequence[str]) -> str:
         numbers = "".join(f" {v:>{w}}" for v, w in zip(values, widths, strict=True))
-        return f"{shorten(first, id_width):<{id_width}}{numbers}"
+        return f"{first:<{id_width}}{numbers}"
 
     body = [line(nodeid, c) for nodeid, c in zip(ids, cells, strict=True)]
     header = line("test", HEADERS)

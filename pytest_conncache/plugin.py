@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from ._cache import ConnectionCache
+from ._freezegun import freezegun_use, refusal
 from ._frozen import FrozenClock, TravelControl
 from ._hooks import observers
 from ._registry import live_caches
@@ -250,6 +251,7 @@ def _isolation_wanted(item: pytest.Item) -> bool:
 @pytest.fixture(name="frozen_clock")
 def frozen_clock_fixture(request: pytest.FixtureRequest) -> Generator[FrozenClock, None, None]:
     """Frozen time for time.time(), datetime.now() and default-clock caches; see .advance()."""
+    _refuse_freezegun(request)
     control: TravelControl
     try:
         # Share time-machine's own fixture, so time_machine.shift() in the
@@ -267,6 +269,13 @@ def frozen_clock_fixture(request: pytest.FixtureRequest) -> Generator[FrozenCloc
         if owned:
             assert isinstance(control, _OwnTravel)
             control.stop()
+
+
+def _refuse_freezegun(request: pytest.FixtureRequest) -> None:
+    """Fail the test at setup, before time-machine starts, if freezegun has time in hand."""
+    how = freezegun_use(getattr(request.node, "obj", None), request.fixturenames)
+    if how is not None:
+        pytest.fail(refusal(how), pytrace=False)
 
 
 class _OwnTravel:

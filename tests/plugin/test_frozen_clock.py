@@ -282,3 +282,25 @@ def test_async_service_test_on_the_frozen_clock(pytester: pytest.Pytester) -> No
     )
 
     pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_awaited_timers_fire_on_the_frozen_clock(pytester: pytest.Pytester) -> None:
+    # The event loop runs on time.monotonic, which frozen_clock leaves alone
+    # (time-machine 2.x froze it, and every awaited timer hung).
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        from pytest_conncache import assert_not_cached
+
+        @pytest.mark.asyncio
+        async def test_sleep_and_timeout(connection_cache, frozen_clock):
+            connection_cache.set("k", 1, ttl=60)
+            await asyncio.sleep(0.01)
+            await asyncio.wait_for(asyncio.sleep(0.01), timeout=5)
+            frozen_clock.advance(60)
+            assert_not_cached("k")
+        """
+    )
+
+    pytester.runpytest_subprocess(timeout=60).assert_outcomes(passed=1)

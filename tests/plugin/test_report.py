@@ -209,3 +209,29 @@ def test_common_prefix_is_said_once_when_ids_do_not_fit(
     result.stdout.fnmatch_lines(
         ["node ids below start with test_mod.py::", f"{name[:10]}*[[]1[]] * 0 * 1 *"]
     )
+
+
+def test_node_ids_cut_to_80_columns_never_print_the_same(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        test_shop="""
+        def test_concurrent_readers_share_one_call(connection_cache):
+            connection_cache.get("k")
+
+        def test_concurrent_writers_share_one_call(connection_cache):
+            connection_cache.get("k")
+        """,
+        test_cart="def test_x(connection_cache): connection_cache.get('k')",
+    )
+    monkeypatch.setenv("COLUMNS", "80")
+
+    result = pytester.runpytest_subprocess("--conncache-report", "test_shop.py", "test_cart.py")
+
+    result.assert_outcomes(passed=3)
+    lines = result.stdout.str().split("= conncache report =")[1].splitlines()[1:]
+    table = lines[: lines.index(next(line for line in lines if line.startswith("TOTAL"))) + 1]
+    labels = [line.rsplit(maxsplit=7)[0] for line in table[1:-2]]
+    assert len(labels) == 3, table
+    assert len(set(labels)) == 3, table
+    assert all(len(line) <= 80 for line in table), table
