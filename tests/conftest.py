@@ -26,6 +26,9 @@ MakeCache = Callable[..., ConnectionCache[Any]]
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
+        "markers", "slow: takes seconds (churns, instruction counts); .ci/run runs them too"
+    )
+    config.addinivalue_line(
         "markers",
         "call_styles: run the module's contract tests through the sync methods and "
         "through their awaitable twins",
