@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_async, bench_redis, core, plugin_overhead
+from benchmarks import bench_async, bench_redis, bench_tags, core, plugin_overhead
 from tests.redis_server import redis_server_binary
 
 
@@ -28,7 +28,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "what",
         nargs="?",
-        choices=("all", "core", "overhead", "redis", "async"),
+        choices=("all", "core", "overhead", "redis", "async", "tags"),
         default="all",
         help="which benchmarks to run (default: all)",
     )
@@ -94,6 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
     elif args.what == "all":
         print("(no redis-server installed: the Redis figures were not measured)\n")
+
+    if args.what in ("all", "tags"):
+        result["tags"] = bench_tags.run(args.quick, _progress)
+        figures += result["tags"]["figures"]
+        print("Tags, the decorator and typed values")
+        print(bench_tags.format_report(result["tags"]))
+        print()
 
     if args.what == "async" or (args.what == "all" and redis_server_binary() is not None):
         result["async"] = bench_async.run(args.quick, _progress)

@@ -265,3 +265,7 @@ class Backend(Protocol):
     """Something ``ConnectionCache.use_backend`` accepts: it opens a store for a cache."""
 
     def open_store(self, *, max_entries: int | None) -> Store: ...
+
+    def close(self) -> None:
+        """Release the backend's connections (at a service's shutdown)."""
+        ...
