@@ -19,6 +19,7 @@ __all__ = [
     "assert_cached",
     "assert_invalidated",
     "assert_not_cached",
+    "cached",
     "connection_cache",
     "default_clock",
     "hookimpl",
@@ -28,6 +29,7 @@ __all__ = [
 from ._assertions import assert_cached, assert_invalidated, assert_not_cached
 from ._cache import DEFAULT_TTL, ConnectionCache
 from ._clock import default_clock
+from ._decorator import cached
 from ._frozen import FrozenClock
 from ._hooks import hookimpl, observers
 from ._singleton import connection_cache

@@ -27,6 +27,7 @@ from ._cacheaside import CacheAside
 from ._clock import Clock
 from ._codecs import codec_for
 from ._core import DEFAULT_TTL, any_key, ttl_too_small
+from ._decorator import FROM_ANNOTATION, Decorator
 from ._hooks import observers
 from ._memory import RETIRED, MemoryStore
 from ._removals import Removal
@@ -43,6 +44,11 @@ T = TypeVar("T")
 
 class ConnectionCache(CacheAside[V]):
     """A TTL cache for the results of slow calls, keyed by ``str``.
+
+    ``ConnectionCache(default_ttl=300.0, *, clock=None, max_entries=None,
+    value_type=None)``: ``value_type`` (a type Pydantic can validate, with the
+    ``typed`` extra) is the type values are stored as and decoded into on a
+    store that keeps bytes (Redis); each call may name its own.
 
     ``default_ttl`` is in seconds (or a ``timedelta``) and must be > 0;
     ``math.inf`` means entries never expire. ``clock`` is any zero-argument
@@ -119,15 +125,17 @@ class ConnectionCache(CacheAside[V]):
         namespace: str,
         default_ttl: Seconds = DEFAULT_TTL,
         clock: Clock | None = None,
+        value_type: Any = None,
         **options: Any,
     ) -> ConnectionCache[Any]:
         """A cache on the Redis server at ``url``, keys under ``{namespace}:``.
 
+        ``value_type``: the type its values are decoded into (see ``get``).
         ``options`` go to ``RedisBackend.from_url``. Needs the ``redis`` extra.
         """
         from ._redis import RedisBackend
 
-        cache: ConnectionCache[Any] = cls(default_ttl, clock=clock)
+        cache: ConnectionCache[Any] = cls(default_ttl, clock=clock, value_type=value_type)
         cache.use_backend(RedisBackend.from_url(url, namespace=namespace, **options))
         return cache
 
@@ -591,6 +599,38 @@ class ConnectionCache(CacheAside[V]):
         with self._guard(self._store.fail_open_invalidations):
             await remove(tally)
         return tally.total
+
+    # -- the decorator ---------------------------------------------------------------
+
+    def cached(
+        self,
+        key: str,
+        ttl: Seconds | Callable[[Any], Seconds] | None = None,
+        *,
+        tags: Iterable[str] = (),
+        cache_if: Callable[[Any], object] | None = None,
+        value_type: Any = FROM_ANNOTATION,
+    ) -> Decorator:
+        """Decorator: cache-aside around a function, keyed by its arguments.
+
+        ``key`` and each of ``tags`` are ``str.format`` templates over the
+        function's parameter names, defaults applied (``"user-record:{token}:{id}"``,
+        ``"{user.id}"``, ``"{n:03d}"``); a field naming no parameter fails here.
+        A call goes through ``get_or_set`` (``aget_or_set`` for ``async def``),
+        so concurrent calls of one key share one call of the function. ``ttl``
+        is seconds, a ``timedelta`` or a callable of the result;
+        ``cache_if(result)`` false returns the result without storing it.
+        ``value_type`` defaults to the return annotation (the type values come
+        back as from Redis, when Pydantic can decode into it); an explicit one
+        overrides it, and None leaves values to the cache's own ``value_type``
+        or serializer.
+
+        The wrapper keeps the function's signature for type checkers, and has
+        ``key(...)``, ``invalidate(...)`` and ``ainvalidate(...)`` taking the
+        call's arguments. Works on methods (``self`` is a parameter like any
+        other) and under ``@staticmethod``.
+        """
+        return Decorator(self, key, ttl, tags, cache_if, value_type)
 
 
 class Tally:
