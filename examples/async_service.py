@@ -1,8 +1,8 @@
 """An asyncio service on the shared cache, as an async web handler would use it.
 
-``AsyncUserConnections`` is the service: cache-aside reads with
-``aget_or_set`` and ``aget_many``, invalidation after every update with
-``ainvalidate``, sign-out with ``ainvalidate_prefix``. Every call awaits;
+``AsyncUserConnections`` is the service: cache-aside reads with ``@cached``
+(over ``aget_or_set``) and ``aget_many``, invalidation after every update
+with ``ainvalidate``, sign-out by tag with ``ainvalidate_tag``. Every call awaits;
 nothing blocks the event loop, on memory or on Redis.
 
 ``serve()`` puts it behind a minimal HTTP/JSON server (asyncio streams, no
@@ -30,14 +30,18 @@ from collections.abc import MutableMapping
 from datetime import timedelta
 from typing import Any
 
-from pytest_conncache import ConnectionCache, RedisBackend, connection_cache
+from pytest_conncache import ConnectionCache, RedisBackend, cached, connection_cache
 
 USER_CONNECTIONS_TTL = timedelta(minutes=5)
 USER_RECORD_TTL = timedelta(minutes=2)
 
 
+USER_CONNECTIONS = "user-connections:{user_token}"
+USER_TAG = "user:{user_token}"  # every entry cached for one user carries it
+
+
 def user_connections_key(user_token: str) -> str:
-    return f"user-connections:{user_token}"
+    return USER_CONNECTIONS.format(user_token=user_token)
 
 
 def user_record_key(user_token: str, record_id: int) -> str:
@@ -83,12 +87,9 @@ class AsyncUserConnections:
         self.db = db
         self.cache = cache
 
+    @cached(key=USER_CONNECTIONS, ttl=USER_CONNECTIONS_TTL, tags=[USER_TAG])
     async def user_connections(self, user_token: str) -> list[int]:
-        return await self.cache.aget_or_set(
-            user_connections_key(user_token),
-            lambda: self.db.user_connections(user_token),
-            ttl=USER_CONNECTIONS_TTL,
-        )
+        return await self.db.user_connections(user_token)
 
     async def user_records(self, user_token: str, ids: list[int]) -> dict[int, dict[str, Any]]:
         """Many records in one cache round trip; only the missing ones go to the database."""
@@ -99,7 +100,9 @@ class AsyncUserConnections:
         if missing:
             loaded = await self.db.user_records(user_token, missing)
             await self.cache.aset_many(
-                {keys[i]: record for i, record in loaded.items()}, ttl=USER_RECORD_TTL
+                {keys[i]: record for i, record in loaded.items()},
+                ttl=USER_RECORD_TTL,
+                tags=[USER_TAG.format(user_token=user_token)],
             )
             found.update(loaded)
         return found
@@ -110,9 +113,7 @@ class AsyncUserConnections:
 
     async def sign_out(self, user_token: str) -> int:
         """Drop everything cached for one user; how many entries went."""
-        removed = await self.cache.ainvalidate_prefix(f"user-record:{user_token}:")
-        removed += await self.cache.ainvalidate(user_connections_key(user_token))
-        return removed
+        return await self.cache.ainvalidate_tag(USER_TAG.format(user_token=user_token))
 
 
 # -- a minimal HTTP front, for trying the service with several workers ------------------

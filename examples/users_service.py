@@ -3,7 +3,8 @@
 ``DatabaseConnectionsService`` stands in for a slow remote API: each call
 sleeps for ``latency`` seconds and is counted. ``UserConnections`` is the
 service under test: cache-aside reads through the shared
-``pytest_conncache.connection_cache``, and invalidation after every update.
+``pytest_conncache.connection_cache`` (``@cached``), invalidation after
+every update, and sign-out by tag.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any, TypedDict
 
-from pytest_conncache import ConnectionCache, connection_cache
+from pytest_conncache import ConnectionCache, cached, connection_cache
 
 # The seed's recommended TTLs.
 USER_CONNECTIONS_TTL = timedelta(minutes=5)
@@ -22,22 +23,25 @@ USER_RECORD_TTL = timedelta(minutes=2)
 CONNECTION_TTL = timedelta(minutes=10)
 
 
-# Every key is built by one of these functions, so that service and tests
-# cannot disagree on a key's spelling.
+# Every key comes from one of these templates (the decorators below use them
+# as they are; the functions fill them in), so that service and tests cannot
+# disagree on a key's spelling.
+USER_CONNECTIONS = "user-connections:{user_token}"
+USER_RECORD = "user-record:{user_token}:{connection_id}"
+CONNECTION = "connection:{connection_id}"
+USER_TAG = "user:{user_token}"  # every entry cached for one user carries it
+
+
 def user_connections_key(user_token: str) -> str:
-    return f"user-connections:{user_token}"
+    return USER_CONNECTIONS.format(user_token=user_token)
 
 
 def user_record_key(user_token: str, connection_id: int) -> str:
-    return f"user-record:{user_token}:{connection_id}"
-
-
-def user_records_prefix(user_token: str) -> str:
-    return f"user-record:{user_token}:"
+    return USER_RECORD.format(user_token=user_token, connection_id=connection_id)
 
 
 def connection_key(connection_id: int) -> str:
-    return f"connection:{connection_id}"
+    return CONNECTION.format(connection_id=connection_id)
 
 
 class Connection(TypedDict):
@@ -94,7 +98,13 @@ class DatabaseConnectionsService:
 
 
 class UserConnections:
-    """The service: reads go through the cache, writes invalidate it."""
+    """The service: reads go through the shared cache (``@cached``), writes invalidate it.
+
+    The decorated methods cache on ``pytest_conncache.connection_cache``, the
+    shared singleton (the ``connection_cache`` fixture in tests, Redis after
+    ``connection_cache.use_backend(...)`` in production); the key templates
+    name the methods' parameters.
+    """
 
     def __init__(
         self, db: DatabaseConnectionsService, cache: ConnectionCache[Any] = connection_cache
@@ -102,46 +112,28 @@ class UserConnections:
         self.db = db
         self.cache = cache
 
+    @cached(key=USER_CONNECTIONS, ttl=USER_CONNECTIONS_TTL, tags=[USER_TAG])
     def get_user_connections(self, user_token: str) -> list[Connection]:
-        return self.cache.get_or_set(
-            user_connections_key(user_token),
-            lambda: self.db.get_user_connections(user_token),
-            ttl=USER_CONNECTIONS_TTL,
-        )
+        return self.db.get_user_connections(user_token)
 
+    @cached(key=USER_CONNECTIONS, ttl=USER_CONNECTIONS_TTL, tags=[USER_TAG])
     async def aget_user_connections(self, user_token: str) -> list[Connection]:
-        return await self.cache.aget_or_set(
-            user_connections_key(user_token),
-            lambda: self.db.aget_user_connections(user_token),
-            ttl=USER_CONNECTIONS_TTL,
-        )
+        return await self.db.aget_user_connections(user_token)
 
+    @cached(key=CONNECTION, ttl=CONNECTION_TTL)
     def get_connection(self, connection_id: int) -> Connection:
-        return self.cache.get_or_set(
-            connection_key(connection_id),
-            lambda: self.db.get_connection(connection_id),
-            ttl=CONNECTION_TTL,
-        )
+        return self.db.get_connection(connection_id)
 
+    @cached(key=USER_RECORD, ttl=USER_RECORD_TTL, tags=[USER_TAG])
     def get_user_record(self, user_token: str, connection_id: int) -> dict[str, Any]:
-        return self.cache.get_or_set(
-            user_record_key(user_token, connection_id),
-            lambda: self.db.get_user_record(user_token, connection_id),
-            ttl=USER_RECORD_TTL,
-        )
+        return self.db.get_user_record(user_token, connection_id)
 
     def update_user_record(
         self, user_token: str, connection_id: int, record_id: str, data: dict[str, Any]
     ) -> None:
         self.db.update_user_table_record(user_token, connection_id, record_id, data)
-        self.cache.invalidate(user_record_key(user_token, connection_id))
+        self.get_user_record.invalidate(user_token, connection_id)
 
     def sign_out(self, user_token: str) -> int:
-        """Drop everything cached for one user; returns how many entries went.
-
-        Tokens come from outside: the prefix API treats them literally, where
-        a regex built from them could match other users' keys.
-        """
-        removed = self.cache.invalidate_prefix(user_records_prefix(user_token))
-        removed += self.cache.invalidate(user_connections_key(user_token))
-        return removed
+        """Drop everything cached for one user; returns how many entries went."""
+        return self.cache.invalidate_tag(USER_TAG.format(user_token=user_token))

@@ -27,8 +27,8 @@ def pytester(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_the_examples_pass_on_redis_with_the_same_report(
     pytester: pytest.Pytester, redis_server: RedisServer
 ) -> None:
-    for name in ("users_service.py", "test_users_service.py"):
-        pytester.makepyfile(**{name[:-3]: (EXAMPLES / name).read_text()})
+    for path in EXAMPLES.glob("*.py"):
+        pytester.makepyfile(**{path.stem: path.read_text()})
 
     memory = pytester.runpytest_subprocess("--conncache-report-json=memory.json")
     on_redis = pytester.runpytest_subprocess(
@@ -37,8 +37,8 @@ def test_the_examples_pass_on_redis_with_the_same_report(
         "--conncache-report-json=redis.json",
     )
 
-    memory.assert_outcomes(passed=8)
-    on_redis.assert_outcomes(passed=8)
+    memory.assert_outcomes(passed=13)
+    on_redis.assert_outcomes(passed=13)
     on_redis.stdout.fnmatch_lines(["conncache: connection_cache on redis://127.0.0.1:*"])
     assert json.loads((pytester.path / "redis.json").read_text()) == json.loads(
         (pytester.path / "memory.json").read_text()
