@@ -10,7 +10,6 @@ awaiting the store.
 from __future__ import annotations
 
 import re
-from collections import deque
 from collections.abc import (
     Awaitable,
     Callable,
@@ -19,7 +18,6 @@ from collections.abc import (
     Sequence,
 )
 from functools import partial
-from itertools import islice
 from typing import Any, TypeVar, overload
 
 from . import _validate
@@ -31,7 +29,7 @@ from ._decorator import FROM_ANNOTATION, Decorator
 from ._hooks import observers
 from ._memory import RETIRED, MemoryStore
 from ._removals import Removal
-from ._stats import CacheStats
+from ._stats import CacheStats, bump
 from ._store import Backend, CorruptEntry, Entry, Sink, Store, TaggedEntry
 from ._validate import Seconds
 
@@ -252,8 +250,8 @@ class ConnectionCache(CacheAside[V]):
                     else:
                         self._count_miss(key)
         else:
-            deque(islice(self._hits, len(found)), 0)  # len(found) next() calls, in C
-            deque(islice(self._misses, len(keys) - len(found)), 0)
+            bump(self._hits, len(found))
+            bump(self._misses, len(keys) - len(found))
         return found
 
     def __contains__(self, key: object) -> bool:

@@ -20,7 +20,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import count
 from typing import Any, Generic, TypeVar
 
 from . import _validate
@@ -31,7 +30,7 @@ from ._hooks import observers
 from ._memory import RETIRED, MemoryStore
 from ._registry import track
 from ._removals import REMOVAL_MEMORY, Removal, RemovalLog
-from ._stats import CacheStats
+from ._stats import CacheStats, Counters, bump
 from ._store import Backend, CorruptEntry, Displaced, Entry, Store, TaggedEntry
 from ._validate import Seconds
 
@@ -70,11 +69,6 @@ def ttl_too_small(seconds: float, now: float) -> ValueError:
     )
 
 
-def counted(counter: count[int]) -> int:
-    """How many times ``next`` was called on a fresh ``itertools.count``."""
-    return int(repr(counter)[6:-1])  # "count(17)"
-
-
 class CacheCore(Generic[V]):
     """State and shared steps of ``ConnectionCache`` (see the module docstring)."""
 
@@ -102,13 +96,17 @@ class CacheCore(Generic[V]):
         self._async_flights = AsyncFlights()
         self._fills = 0  # get_or_set fills landed so far: see CacheAside._join
         self._landed: dict[str, tuple[int, Any, BaseException | None]] = {}
-        # The hot counters count without the lock while nobody observes: next()
-        # on an itertools.count is one atomic step under the GIL.
-        self._hits, self._misses, self._sets = count(), count(), count()
-        self._invalidations = self._expirations = self._evictions = self._errors = 0
+        # The counters count without the lock while nobody observes (see
+        # _stats.Counters); the hot ones are also held here, a lookup nearer.
+        self._counters = Counters()
+        self._hits, self._misses, self._sets = (
+            self._counters.hits,
+            self._counters.misses,
+            self._counters.sets,
+        )
         self._corrupt_warned: set[str] = set()
         self._refusing = False  # warned that the store refuses get_or_set's writes
-        track(self)
+        track(self, self._counters)
 
     def _clock_for(self, store: Store) -> DefaultClock | FixedClock:
         if self._fixed_clock is not None:
@@ -253,7 +251,7 @@ class CacheCore(Generic[V]):
             if why == "expired":
                 self._count_expired([entry])
                 continue
-            self._evictions += 1
+            next(self._counters.evictions)
             self._removed.record(entry.key, Removal("evicted", now, entry.ttl))
             if observers.active:
                 observers.hook.conncache_eviction(cache=self, key=entry.key)
@@ -262,7 +260,7 @@ class CacheCore(Generic[V]):
         if not entries:
             return 0
         with self._lock:
-            self._expirations += len(entries)
+            bump(self._counters.expirations, len(entries))
             self._removed.record_many(
                 (e.key, Removal("expired", e.expires_at, e.ttl)) for e in entries[-REMOVAL_MEMORY:]
             )
@@ -275,7 +273,7 @@ class CacheCore(Generic[V]):
         if not keys:
             return 0
         with self._lock:
-            self._invalidations += len(keys)
+            bump(self._counters.invalidations, len(keys))
             self._removed.record_many(
                 (key, Removal(how, now, _UNREAD)) for key in keys[-REMOVAL_MEMORY:]
             )
@@ -285,25 +283,15 @@ class CacheCore(Generic[V]):
         return len(keys)
 
     def _count_error(self) -> None:
-        with self._lock:
-            self._errors += 1
+        next(self._counters.errors)
 
     def _snapshot(self) -> CacheStats:
         with self._lock:
-            return CacheStats(
-                hits=counted(self._hits),
-                misses=counted(self._misses),
-                sets=counted(self._sets),
-                invalidations=self._invalidations,
-                expirations=self._expirations,
-                evictions=self._evictions,
-                errors=self._errors,
-            )
+            return CacheStats(*self._counters.since_reset())
 
     def _zero(self) -> None:
         with self._lock:
-            self._hits, self._misses, self._sets = count(), count(), count()
-            self._invalidations = self._expirations = self._evictions = self._errors = 0
+            self._counters.reset()
             if self._removed:
                 self._removed.clear()
 
@@ -341,8 +329,8 @@ class CacheCore(Generic[V]):
         kind = self._store.fault_kind(error)
         if kind is None or (kind == "unreachable" and not self._store.fail_open_reads):
             raise error
+        next(self._counters.errors)
         with self._lock:
-            self._errors += 1
             first = kind == "refused" and not self._refusing
             if first:
                 self._refusing = True

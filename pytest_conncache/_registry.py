@@ -1,9 +1,17 @@
-"""A weak registry of every ConnectionCache alive, for per-test isolation."""
+"""A weak registry of every ConnectionCache alive, for per-test isolation and counts.
+
+Besides the caches, it keeps each cache's ``Counters`` and the counts at the
+current test's start (``restart``), so that ``counts`` can say what every
+cache did during the test, those collected meanwhile included (their counts
+are added up when they go), without a hook call per operation.
+"""
 
 from __future__ import annotations
 
 import weakref
 from typing import TYPE_CHECKING, Any
+
+from ._stats import FIELDS, Counters
 
 if TYPE_CHECKING:
     from ._cache import ConnectionCache
@@ -12,13 +20,42 @@ if TYPE_CHECKING:
 # operation, atomic under the GIL, and a weakref callback (which can fire
 # inside any allocation, even in a thread holding a lock) must never wait.
 _caches: dict[int, weakref.ref[Any]] = {}
+# id -> (counters, their values at the test's start)
+_counters: dict[int, tuple[Counters, tuple[int, ...]]] = {}
+# What caches collected since the test's start counted before they went.
+_departed: list[int] = [0] * len(FIELDS)
 
 
-def track(cache: object) -> None:
+def track(cache: object, counters: Counters) -> None:
     key = id(cache)
+    _counters[key] = (counters, (0,) * len(FIELDS))
+
     # The callback runs while the cache is being freed, before its id can
     # be given to a new object, so it never removes a newer cache's entry.
-    _caches[key] = weakref.ref(cache, lambda _: _caches.pop(key, None))
+    def gone(_: object) -> None:
+        _caches.pop(key, None)
+        held = _counters.pop(key, None)
+        if held is not None:
+            for i, (now, then) in enumerate(zip(held[0].values(), held[1], strict=True)):
+                _departed[i] += now - then
+
+    _caches[key] = weakref.ref(cache, gone)
+
+
+def restart() -> None:
+    """A test starts: counts from now on."""
+    for key, (counters, _) in _counters.copy().items():
+        _counters[key] = (counters, counters.values())
+    _departed[:] = [0] * len(FIELDS)
+
+
+def counts() -> dict[str, int]:
+    """What every cache counted since ``restart``, by field (``_stats.FIELDS``)."""
+    totals = list(_departed)
+    for counters, then in _counters.copy().values():
+        for i, (now, before) in enumerate(zip(counters.values(), then, strict=True)):
+            totals[i] += now - before
+    return dict(zip(FIELDS, totals, strict=True))
 
 
 def live_caches() -> list[ConnectionCache[Any]]:

@@ -1,16 +1,20 @@
-"""CacheStats: an immutable snapshot of a cache's counters."""
+"""CacheStats, an immutable snapshot of a cache's counters, and Counters, the live ones."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import asdict, dataclass
+from itertools import count, islice
+
+FIELDS = ("hits", "misses", "sets", "invalidations", "expirations", "evictions", "errors")
 
 
 @dataclass(frozen=True, slots=True)
 class CacheStats:
     """Counters of one cache since it was created or last reset.
 
-    ``errors`` counts backend faults that were served as misses (the Redis
-    backend's fail-open reads); it stays 0 in memory.
+    ``errors`` counts store faults served as misses and unreadable entries
+    (the Redis backend's fail-open reads); it stays 0 in memory.
     """
 
     hits: int = 0
@@ -33,3 +37,50 @@ class CacheStats:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+class Counters:
+    """A cache's counters, one ``itertools.count`` per field, for the cache's life.
+
+    ``next()`` on an ``itertools.count`` is one atomic step under the GIL, so
+    the hot paths count without a lock. The count objects are never replaced:
+    a reset moves a baseline instead, so that the cache's stats (from its last
+    ``reset_stats``) and the plugin's per-test counts (from the test's start,
+    ``_registry``) each have their own.
+    """
+
+    __slots__ = (*FIELDS, "baseline")
+
+    def __init__(self) -> None:
+        self.hits: count[int] = count()
+        self.misses: count[int] = count()
+        self.sets: count[int] = count()
+        self.invalidations: count[int] = count()
+        self.expirations: count[int] = count()
+        self.evictions: count[int] = count()
+        self.errors: count[int] = count()
+        self.baseline = (0,) * len(FIELDS)
+
+    def values(self) -> tuple[int, ...]:
+        """Every count since the cache was made."""
+        counters = (
+            self.hits,
+            self.misses,
+            self.sets,
+            self.invalidations,
+            self.expirations,
+            self.evictions,
+            self.errors,
+        )
+        return tuple(int(repr(c)[6:-1]) for c in counters)  # repr is "count(17)"
+
+    def since_reset(self) -> tuple[int, ...]:
+        return tuple(now - then for now, then in zip(self.values(), self.baseline, strict=True))
+
+    def reset(self) -> None:
+        self.baseline = self.values()
+
+
+def bump(counter: count[int], by: int) -> None:
+    """``by`` next() calls, in C."""
+    deque(islice(counter, by), 0)
