@@ -382,7 +382,7 @@ class ConnectionCache(CacheAside[V]):
             self._write_failed(error)
             return
         if observers.active or displaced or self._removed:
-            self._count_set(key, displaced, now)
+            self._count_set(key, displaced, now, seconds)
         else:
             next(self._sets)
 
@@ -400,7 +400,7 @@ class ConnectionCache(CacheAside[V]):
         self._mark_stale(key.__eq__)
         with self._guard(self._store.fail_open_reads):
             displaced = await self._store.aput(entry, now, self._codec_of(value_type))
-            self._count_set(key, displaced, now)
+            self._count_set(key, displaced, now, entry.ttl)
 
     def set_many(
         self,

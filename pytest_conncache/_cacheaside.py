@@ -24,7 +24,7 @@ from . import _validate
 from ._codecs import Codec, codec_for
 from ._core import MISSING, CacheCore
 from ._flight import AsyncFlight, Flight
-from ._store import CorruptEntry, Stamp
+from ._store import CorruptEntry, Entry, Stamp
 from ._validate import Seconds
 
 V = TypeVar("V")
@@ -229,16 +229,16 @@ class CacheAside(CacheCore[V]):
                 except Exception as error:
                     self._fill_failed(error, key)
                     return value
-                self._stored(key, stored, displaced, now)
+                self._stored(entry, stored, displaced, now)
             return value
         finally:
             if token is not None:
                 self._store.release_fill(key, token)
 
-    def _stored(self, key: str, stored: bool, displaced: Any, now: float) -> None:
+    def _stored(self, entry: Entry, stored: bool, displaced: Any, now: float) -> None:
         if stored:
             self._fill_stored()
-            self._count_set(key, displaced, now)
+            self._count_set(entry.key, displaced, now, entry.ttl)
 
     def _land(self, flight: Flight | AsyncFlight, value: Any = None, error: Any = None) -> None:
         """The leader is done: later callers look up again, waiters get the outcome."""
@@ -437,7 +437,7 @@ class CacheAside(CacheCore[V]):
         except Exception as error:
             self._fill_failed(error, key)
             return
-        self._stored(key, stored, displaced, now)
+        self._stored(entry, stored, displaced, now)
 
 
 class _Unreached(Exception):

@@ -120,11 +120,17 @@ class CacheCore(Generic[V]):
         else ``default`` (a miss, after removing the entry if it expired)."""
         if entry is not None:
             value = entry.value  # before the expiry: see _memory's retired entries
-            if self._clock.read() < entry.expires_at and value is not RETIRED:
+            now = self._clock.read()
+            if now < entry.expires_at and value is not RETIRED:
                 if observers.active:
-                    self._count_hit(key)
-                else:
-                    next(self._hits)
+                    # _count_hit inlined: the plugin records every hit of a test
+                    ring = observers.ring
+                    if ring is not None:
+                        ring.append((self, "hit", key, now, None))
+                    if observers.hooked:
+                        self._count_hit(key, now, recorded=True)
+                        return value
+                next(self._hits)
                 return value
             self._drop_expired(self._expired(entry))
         elif not key.isascii():
@@ -140,9 +146,10 @@ class CacheCore(Generic[V]):
         if entry is None:
             return MISSING
         value = entry.value
-        if self._clock.read() < entry.expires_at and value is not RETIRED:
+        now = self._clock.read()
+        if now < entry.expires_at and value is not RETIRED:
             if observers.active:
-                self._count_hit(key)
+                self._count_hit(key, now)
             else:
                 next(self._hits)
             return value
@@ -213,19 +220,48 @@ class CacheCore(Generic[V]):
 
     # -- counting and notifying (each under the lock) ------------------------------------
 
-    def _count_hit(self, key: str) -> None:
+    def _tell(self, kind: str, key: str, now: float | None, detail: Any = None) -> None:
+        """An event to the plugin's ring and to observers (under the lock when hooked)."""
+        ring = observers.ring
+        if ring is not None:
+            ring.append((self, kind, key, self._clock.read() if now is None else now, detail))
+        if observers.hooked:
+            hook = observers.hook
+            if kind == "invalidation":
+                hook.conncache_invalidation(cache=self, key=key, how=detail)
+            elif kind == "set":
+                hook.conncache_set(cache=self, key=key)
+            elif kind == "expiration":
+                hook.conncache_expiration(cache=self, key=key)
+            elif kind == "eviction":
+                hook.conncache_eviction(cache=self, key=key)
+            elif kind == "miss":
+                hook.conncache_miss(cache=self, key=key)
+            else:
+                hook.conncache_hit(cache=self, key=key)
+
+    def _count_hit(self, key: str, now: float | None = None, recorded: bool = False) -> None:
+        if not observers.active:
+            next(self._hits)
+            return
         with self._lock:
             next(self._hits)
-            if observers.active:
+            if recorded:  # the ring has it already (see _read)
                 observers.hook.conncache_hit(cache=self, key=key)
+            else:
+                self._tell("hit", key, now)
 
     def _count_miss(self, key: str) -> None:
+        if not observers.active:
+            next(self._misses)
+            return
         with self._lock:
             next(self._misses)
-            if observers.active:
-                observers.hook.conncache_miss(cache=self, key=key)
+            self._tell("miss", key, None)
 
-    def _count_set(self, key: str, displaced: list[Displaced], now: float) -> None:
+    def _count_set(
+        self, key: str, displaced: list[Displaced], now: float, ttl: float = 0.0
+    ) -> None:
         if not (displaced or self._removed or observers.active):
             next(self._sets)  # the hot path: nothing else to record
             return
@@ -236,14 +272,14 @@ class CacheCore(Generic[V]):
             if self._removed:
                 self._removed.forget(key)
             if observers.active:
-                observers.hook.conncache_set(cache=self, key=key)
+                self._tell("set", key, now, ttl)
 
     def _count_sets(self, entries: Sequence[Entry], displaced: list[Displaced], now: float) -> None:
         with self._lock:
             if displaced:
                 self._count_displaced(displaced, now)
             for entry in entries:
-                self._count_set(entry.key, [], now)
+                self._count_set(entry.key, [], now, entry.ttl)
 
     def _count_displaced(self, displaced: list[Displaced], now: float) -> None:
         """Under the lock: entries a bounded store pushed out to make room."""
@@ -254,7 +290,7 @@ class CacheCore(Generic[V]):
             next(self._counters.evictions)
             self._removed.record(entry.key, Removal("evicted", now, entry.ttl))
             if observers.active:
-                observers.hook.conncache_eviction(cache=self, key=entry.key)
+                self._tell("eviction", entry.key, now)
 
     def _count_expired(self, entries: Sequence[Entry]) -> int:
         if not entries:
@@ -266,7 +302,7 @@ class CacheCore(Generic[V]):
             )
             if observers.active:
                 for entry in entries:
-                    observers.hook.conncache_expiration(cache=self, key=entry.key)
+                    self._tell("expiration", entry.key, entry.expires_at)
         return len(entries)
 
     def _count_removed(self, keys: list[str], now: float, how: str) -> int:
@@ -279,7 +315,7 @@ class CacheCore(Generic[V]):
             )
             if observers.active:
                 for key in keys:
-                    observers.hook.conncache_invalidation(cache=self, key=key, how=how)
+                    self._tell("invalidation", key, now, how)
         return len(keys)
 
     def _count_error(self) -> None:

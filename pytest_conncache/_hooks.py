@@ -9,12 +9,13 @@ Register any object with ``@hookimpl``-marked methods on ``observers``::
     observers.register(Metrics())
 
 Calling a pluggy hook costs close to a microsecond even when nothing
-implements it, so caches only call hooks while ``observers.active`` is true,
+implements it, so caches only call hooks while ``observers.hooked`` is true,
 which holds exactly when at least one observer is registered.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -57,22 +58,41 @@ class CacheObserverSpec:
 
 
 class ObserverManager(pluggy.PluginManager):
-    """A PluginManager that keeps a cheap ``active`` flag for the caches' hot paths."""
+    """A PluginManager that keeps cheap flags for the caches' hot paths.
+
+    ``hooked``: an observer is registered. ``ring``: where the pytest plugin
+    records the current test's events (``record``), without a hook call:
+    ``(cache, kind, key, now, detail)`` tuples, ``now`` on the cache's clock,
+    ``detail`` the ttl of a set or the ``how`` of an invalidation. ``active``:
+    either, so that a cache with nobody listening checks one flag.
+    """
 
     def __init__(self) -> None:
         super().__init__(PROJECT_NAME)
         self.add_hookspecs(CacheObserverSpec)
         self.active = False
+        self.hooked = False
+        self.ring: deque[tuple[Any, str, str, float, Any]] | None = None
 
     def register(self, plugin: object, name: str | None = None) -> str | None:
         registered = super().register(plugin, name)
-        self.active = bool(self.get_plugins())
+        self._changed()
         return registered
 
     def unregister(self, plugin: object | None = None, name: str | None = None) -> Any:
         removed = super().unregister(plugin, name)
-        self.active = bool(self.get_plugins())
+        self._changed()
         return removed
+
+    def record(self, last: int | None) -> deque[tuple[Any, str, str, float, Any]] | None:
+        """Record every cache's events in a new ring of the ``last`` ones (None: stop)."""
+        self.ring = None if last is None else deque(maxlen=last)
+        self._changed()
+        return self.ring
+
+    def _changed(self) -> None:
+        self.hooked = bool(self.get_plugins())
+        self.active = self.hooked or self.ring is not None
 
 
 observers = ObserverManager()
