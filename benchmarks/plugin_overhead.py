@@ -1,32 +1,39 @@
-"""The pytest plugin's overhead on a large suite of trivial tests.
+"""The pytest plugin's overhead, judged on CPU time.
 
-Generates a suite of 2,000 trivial tests in a temporary directory and runs
-it in fresh subprocesses three ways::
+Three generated suites, each run in fresh pytest subprocesses under several
+configurations, in interleaved rounds (every configuration once per round,
+in a rotating order), so that a slow moment of the shared machine falls on
+all of them alike:
 
-    pytest -q -p no:cacheprovider -p no:conncache          # plugin disabled
-    pytest -q -p no:cacheprovider                          # plugin enabled
-    pytest -q -p no:cacheprovider --conncache-report       # enabled, with the report
+* **trivial**: 2,000 trivial tests that never touch a cache. Plugin enabled
+  (no option) and enabled with ``--conncache-report``, each against
+  ``-p no:conncache``: the cost every user pays (targets 1.03 and 1.05).
+* **hits**: one test that times 200,000 ``get`` hits on a cache (and as
+  many ``get_or_set`` hits) with ``time.process_time`` inside the test: with
+  ``--conncache-report`` (which also records the test's events for the
+  failure section) against ``-p no:conncache`` (target 1.5).
+* **cache tests**: 500 tests that each set and read a few entries; enabled
+  with ``--conncache-strict`` against ``-p no:conncache``: reported, no
+  target (strict checks round-trip every stored value through JSON).
 
-The figure is the cost with the report over the cost with the plugin
-disabled (target: at most 1.05). On a shared 2-core machine even CPU time
-moves by 10 to 20 per cent between identical runs, more than the plugin
-costs, so when valgrind is installed (``apt-get install valgrind``) the cost
-is the number of instructions each run executes, counted by callgrind: the
-same count for the same run whatever else the machine does, at about 60
-times the run time. ``--overhead-by cpu`` (or no valgrind) measures instead
-the best CPU time (user + system) of interleaved rounds, with wall-time
-ratios alongside.
+The verdict of each pair is the median, over the rounds, of the round's
+ratio (this configuration's CPU time, user + system, over the disabled
+run's in the same round), with the spread (lowest to highest ratio)
+printed. CPU time counts what users pay, memory traffic and imports
+included. ``--overhead-by instructions`` (with valgrind) adds instruction
+counts of the trivial suite as a second figure; they never decide.
 
-Run it alone from the repository root with ``python -m benchmarks overhead``,
-or as part of ``python -m benchmarks``.
+Run it alone from the repository root with ``python -m benchmarks overhead``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,32 +44,51 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 BASE_ARGS = ("-q", "-p", "no:cacheprovider")
-CONFIGURATIONS = {
-    "disabled (-p no:conncache)": ("-p", "no:conncache"),
-    "enabled": (),
-    "enabled, --conncache-report": ("--conncache-report",),
+DISABLED = "disabled (-p no:conncache)"
+ENABLED = "enabled"
+REPORT = "enabled, --conncache-report"
+STRICT = "enabled, --conncache-strict"
+OPTIONS = {
+    DISABLED: ("-p", "no:conncache"),
+    ENABLED: (),
+    REPORT: ("--conncache-report",),
+    STRICT: ("--conncache-strict",),
 }
-DISABLED, ENABLED, REPORT = CONFIGURATIONS
-TARGET = 1.05
+TRIVIAL = (DISABLED, ENABLED, REPORT)
+HITS = (DISABLED, REPORT)
+CACHE_TESTS = (DISABLED, ENABLED, STRICT)
+TARGETS = {ENABLED: 1.03, REPORT: 1.05}
+HIT_TARGET = 1.5
 
 
 @dataclass(frozen=True)
 class Settings:
     tests: int = 2_000
     tests_per_file: int = 100
-    repeats: int = 3
+    cache_tests: int = 500
+    hits: int = 200_000
+    rounds: int = 9
 
     @classmethod
     def quick(cls) -> Settings:
-        return cls(repeats=1)
+        return cls(rounds=3)
 
     def scaled(self, factor: float) -> Settings:
         tests = max(10, round(self.tests * factor))
-        return replace(self, tests=tests, tests_per_file=min(self.tests_per_file, tests))
+        return replace(
+            self,
+            tests=tests,
+            tests_per_file=min(self.tests_per_file, tests),
+            cache_tests=max(10, round(self.cache_tests * factor)),
+            hits=max(1_000, round(self.hits * factor)),
+        )
 
 
-def write_suite(directory: Path, settings: Settings) -> None:
-    """Write ``settings.tests`` trivial tests, plus an ini file so no outer config applies."""
+# -- the generated suites -------------------------------------------------------------
+
+
+def write_trivial_suite(directory: Path, settings: Settings) -> None:
+    """``settings.tests`` trivial tests, plus an ini file so no outer config applies."""
     (directory / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
     written = 0
     module = 0
@@ -77,25 +103,90 @@ def write_suite(directory: Path, settings: Settings) -> None:
         module += 1
 
 
-def _environment() -> dict[str, str]:
+HIT_TEST = """\
+import json
+import os
+import time
+
+from pytest_conncache import ConnectionCache
+
+HITS = {hits}
+
+
+def test_hits():
+    cache = ConnectionCache(default_ttl=600)
+    cache.set("user-connections:abc", {{"connections": 3}})
+    get, get_or_set = cache.get, cache.get_or_set
+    factory = dict
+    timings = {{}}
+    for name, call in (
+        ("get", lambda: get("user-connections:abc")),
+        ("get_or_set", lambda: get_or_set("user-connections:abc", factory)),
+    ):
+        best = float("inf")
+        for _ in range(5):
+            start = time.process_time()
+            for _ in range(HITS // 5):
+                call()
+            best = min(best, time.process_time() - start)
+        timings[name] = best / (HITS // 5)
+    assert cache.stats.hits >= HITS
+    with open(os.environ["CONNCACHE_BENCH_OUT"], "w", encoding="utf-8") as out:
+        json.dump(timings, out)
+"""
+
+CACHE_TEST = """\
+from pytest_conncache import ConnectionCache
+
+cache = ConnectionCache(default_ttl=600)
+
+
+"""
+
+
+def write_hit_suite(directory: Path, settings: Settings) -> None:
+    (directory / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    (directory / "test_hits.py").write_text(HIT_TEST.format(hits=settings.hits), encoding="utf-8")
+
+
+def write_cache_suite(directory: Path, settings: Settings) -> None:
+    """Tests that each store a few JSON-friendly values and read them back."""
+    (directory / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    body = CACHE_TEST + "".join(
+        f"def test_{i}():\n"
+        f"    cache.set('user:{i}', {{'id': {i}, 'roles': ['admin'], 'active': True}})\n"
+        f"    cache.set('count:{i}', {i})\n"
+        f"    assert cache.get('user:{i}')['id'] == {i}\n"
+        f"    assert cache.get_or_set('count:{i}', int) == {i}\n\n\n"
+        for i in range(settings.cache_tests)
+    )
+    (directory / "test_cache.py").write_text(body, encoding="utf-8")
+
+
+# -- running pytest -------------------------------------------------------------------
+
+
+def _environment(**extra: str) -> dict[str, str]:
     # An outer pytest (the smoke test, xdist workers) must not leak its
     # settings, e.g. PYTEST_ADDOPTS or PYTEST_DISABLE_PLUGIN_AUTOLOAD, into
     # the runs being compared.
     # PYTHONDONTWRITEBYTECODE would make every run compile the plugin and the
     # generated tests from source again: measure the steady state users see.
-    return {
+    env = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith("PYTEST_") and name != "PYTHONDONTWRITEBYTECODE"
     }
+    env.update(extra)
+    return env
 
 
 def pytest_command(*extra: str) -> list[str]:
     return [sys.executable, "-m", "pytest", *BASE_ARGS, *extra]
 
 
-def report_option_available() -> bool:
-    """Whether the installed plugin provides ``--conncache-report``."""
+def options_available() -> bool:
+    """Whether the installed plugin provides the options measured here."""
     shown = subprocess.run(
         pytest_command("--help"),
         capture_output=True,
@@ -103,7 +194,7 @@ def report_option_available() -> bool:
         env=_environment(),
         check=False,
     )
-    return "--conncache-report" in shown.stdout
+    return "--conncache-report" in shown.stdout and "--conncache-strict" in shown.stdout
 
 
 class Timing(NamedTuple):
@@ -111,8 +202,8 @@ class Timing(NamedTuple):
     cpu: float  # user + system seconds of the pytest process
 
 
-def _timed_run(directory: Path, extra: tuple[str, ...], tests: int) -> Timing:
-    """One pytest run of the suite; fails loudly unless every test passed."""
+def _timed_run(directory: Path, extra: tuple[str, ...], tests: int, **env: str) -> Timing:
+    """One pytest run of a suite; fails loudly unless every test passed."""
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter_ns()
     completed = subprocess.run(
@@ -120,7 +211,7 @@ def _timed_run(directory: Path, extra: tuple[str, ...], tests: int) -> Timing:
         cwd=directory,
         capture_output=True,
         text=True,
-        env=_environment(),
+        env=_environment(**env),
         check=False,
     )
     wall = (time.perf_counter_ns() - start) / 1e9
@@ -134,159 +225,268 @@ def _timed_run(directory: Path, extra: tuple[str, ...], tests: int) -> Timing:
     return Timing(wall, cpu)
 
 
-def _count_instructions(directory: Path, extra: tuple[str, ...]) -> subprocess.Popen[str]:
-    """Start one pytest run of the suite under callgrind; ``_instructions`` reads its count."""
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        raise RuntimeError("--overhead-by instructions needs valgrind (apt-get install valgrind)")
-    return subprocess.Popen(
-        [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *pytest_command(*extra)],
-        cwd=directory,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_environment(),
-    )
+class Spread(NamedTuple):
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, ratios: list[float]) -> Spread:
+        return cls(statistics.median(ratios), min(ratios), max(ratios))
 
 
-def _instructions(process: subprocess.Popen[str], tests: int) -> int:
-    stdout, stderr = process.communicate()
-    found = re.search(r"Collected : (\d+)", stderr)
-    if process.returncode != 0 or f"{tests} passed" not in stdout or found is None:
-        raise RuntimeError(
-            f"callgrind run failed (exit {process.returncode}):\n{stdout[-2000:]}\n{stderr[-2000:]}"
-        )
-    return int(found.group(1))
+def _rounds(
+    names: tuple[str, ...],
+    rounds: int,
+    measure: Callable[[str], float],
+    progress: Callable[[str], None],
+    what: str,
+) -> dict[str, list[float]]:
+    """``rounds`` rounds of every configuration, in a rotating order; each reading."""
+    readings: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        progress(f"plugin overhead, {what}: round {round_ + 1} of {rounds}")
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            readings[name].append(measure(name))
+    return readings
 
 
-def run_instructions(
-    settings: Settings, progress: Callable[[str], None] = lambda _: None
-) -> dict[str, Any]:
-    """Count each configuration's instructions once (the counts repeat exactly)."""
-    names = list(CONFIGURATIONS)
-    with tempfile.TemporaryDirectory(prefix="conncache-overhead-") as tmp:
-        directory = Path(tmp)
-        write_suite(directory, settings)
-        for extra in CONFIGURATIONS.values():  # bytecode for the generated modules
-            _timed_run(directory, extra, settings.tests)
-        progress(f"plugin overhead: {settings.tests:,} tests under callgrind, all configurations")
-        running = {name: _count_instructions(directory, CONFIGURATIONS[name]) for name in names}
-        counts = {name: _instructions(process, settings.tests) for name, process in running.items()}
-    ratio = counts[REPORT] / counts[DISABLED]
+def _ratios(readings: dict[str, list[float]]) -> dict[str, Spread]:
+    """Each configuration over the disabled one, round by round."""
+    base = readings[DISABLED]
     return {
-        "settings": asdict(settings),
-        "instructions": counts,
-        "ratios": {
-            "instructions, enabled / disabled": counts[ENABLED] / counts[DISABLED],
-            "instructions, report / disabled": ratio,
-        },
-        "figures": [
-            {
-                "name": "plugin_overhead_report",
-                "label": f"instructions, {REPORT} / {DISABLED}",
-                "ours": counts[REPORT],
-                "reference": counts[DISABLED],
-                "unit": "instructions",
-                "ratio": ratio,
-                "target": f"<= {TARGET:g}",
-                "passed": ratio <= TARGET,
-            }
-        ],
+        name: Spread.of([value / ref for value, ref in zip(values, base, strict=True)])
+        for name, values in readings.items()
+        if name != DISABLED
     }
 
 
 def run(settings: Settings, progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Time the suite under every configuration; returns the best times and the figures."""
-    if not report_option_available():
+    """Every suite under its configurations; the ratios, their spreads, the figures."""
+    if not options_available():
         raise RuntimeError(
-            "pytest has no --conncache-report option: is pytest-conncache installed "
-            "with its plugin (entry point 'conncache')?"
+            "pytest has no --conncache-report/--conncache-strict option: is pytest-conncache "
+            "installed with its plugin (entry point 'conncache')?"
         )
-    names = list(CONFIGURATIONS)
-    wall = dict.fromkeys(names, float("inf"))
-    cpu = dict.fromkeys(names, float("inf"))
     with tempfile.TemporaryDirectory(prefix="conncache-overhead-") as tmp:
-        directory = Path(tmp)
-        write_suite(directory, settings)
-        progress(f"plugin overhead: {settings.tests:,} tests, warm-up run per configuration")
-        # The first runs write bytecode for the generated modules; don't time them.
-        for extra in CONFIGURATIONS.values():
-            _timed_run(directory, extra, settings.tests)
-        for round_ in range(settings.repeats):
-            progress(f"plugin overhead: round {round_ + 1} of {settings.repeats}")
-            shift = round_ % len(names)
-            for name in names[shift:] + names[:shift]:
-                timing = _timed_run(directory, CONFIGURATIONS[name], settings.tests)
-                wall[name] = min(wall[name], timing.wall)
-                cpu[name] = min(cpu[name], timing.cpu)
+        root = Path(tmp)
+        trivial, hits, cache_suite = root / "trivial", root / "hits", root / "cache"
+        for directory in (trivial, hits, cache_suite):
+            directory.mkdir()
+        write_trivial_suite(trivial, settings)
+        write_hit_suite(hits, settings)
+        write_cache_suite(cache_suite, settings)
+        out = root / "hits.json"
 
-    # The target is judged on CPU time: on a shared machine, wall time also
-    # counts the waits for a free core, which have nothing to do with the
-    # plugin. Wall-time ratios are reported alongside.
-    ratio = cpu[REPORT] / cpu[DISABLED]
+        progress("plugin overhead: a warm-up run per suite and configuration (bytecode)")
+        for name in TRIVIAL:
+            _timed_run(trivial, OPTIONS[name], settings.tests)
+        for name in CACHE_TESTS:
+            _timed_run(cache_suite, OPTIONS[name], settings.cache_tests)
+
+        trivial_cpu = _rounds(
+            TRIVIAL,
+            settings.rounds,
+            lambda name: _timed_run(trivial, OPTIONS[name], settings.tests).cpu,
+            progress,
+            f"{settings.tests:,} trivial tests",
+        )
+        cache_cpu = _rounds(
+            CACHE_TESTS,
+            settings.rounds,
+            lambda name: _timed_run(cache_suite, OPTIONS[name], settings.cache_tests).cpu,
+            progress,
+            f"{settings.cache_tests:,} cache tests",
+        )
+
+        hit_times: dict[str, list[dict[str, float]]] = {name: [] for name in HITS}
+
+        def hit_run(name: str) -> float:
+            _timed_run(hits, OPTIONS[name], 1, CONNCACHE_BENCH_OUT=str(out))
+            timings: dict[str, float] = json.loads(out.read_text(encoding="utf-8"))
+            hit_times[name].append(timings)
+            return timings["get"]
+
+        hit_get = _rounds(HITS, settings.rounds, hit_run, progress, "cache hits in a test")
+    hit_get_or_set = {
+        name: [timings["get_or_set"] for timings in runs] for name, runs in hit_times.items()
+    }
+
+    trivial_ratios = _ratios(trivial_cpu)
+    cache_ratios = _ratios(cache_cpu)
+    get_ratio = _ratios(hit_get)[REPORT]
+    get_or_set_ratio = _ratios(hit_get_or_set)[REPORT]
     figures = [
-        {
-            "name": "plugin_overhead_report",
-            "label": f"CPU time, {REPORT} / {DISABLED}",
-            "ours": cpu[REPORT],
-            "reference": cpu[DISABLED],
-            "unit": "s",
-            "ratio": ratio,
-            "target": f"<= {TARGET:g}",
-            "passed": ratio <= TARGET,
-        }
+        _figure(
+            "plugin_overhead_enabled",
+            f"CPU time, {settings.tests:,} trivial tests, {ENABLED} / {DISABLED}",
+            trivial_cpu,
+            ENABLED,
+            trivial_ratios[ENABLED],
+            TARGETS[ENABLED],
+        ),
+        _figure(
+            "plugin_overhead_report",
+            f"CPU time, {settings.tests:,} trivial tests, {REPORT} / {DISABLED}",
+            trivial_cpu,
+            REPORT,
+            trivial_ratios[REPORT],
+            TARGETS[REPORT],
+        ),
+        _figure(
+            "plugin_hit_get_report",
+            f"CPU per get hit inside a test, {REPORT} / {DISABLED}",
+            hit_get,
+            REPORT,
+            get_ratio,
+            HIT_TARGET,
+        ),
+        _figure(
+            "plugin_hit_get_or_set_report",
+            f"CPU per get_or_set hit inside a test, {REPORT} / {DISABLED}",
+            hit_get_or_set,
+            REPORT,
+            get_or_set_ratio,
+            HIT_TARGET,
+        ),
     ]
     return {
         "settings": asdict(settings),
-        "wall_seconds": wall,
-        "cpu_seconds": cpu,
+        "cpu_seconds": {"trivial": trivial_cpu, "cache tests": cache_cpu},
+        "hit_seconds": {"get": hit_get, "get_or_set": hit_get_or_set},
         "ratios": {
-            "cpu, enabled / disabled": cpu[ENABLED] / cpu[DISABLED],
-            "cpu, report / disabled": ratio,
-            "wall, enabled / disabled": wall[ENABLED] / wall[DISABLED],
-            "wall, report / disabled": wall[REPORT] / wall[DISABLED],
+            "trivial": {name: spread._asdict() for name, spread in trivial_ratios.items()},
+            "cache tests": {name: spread._asdict() for name, spread in cache_ratios.items()},
+            "get hit": get_ratio._asdict(),
+            "get_or_set hit": get_or_set_ratio._asdict(),
         },
         "figures": figures,
+        "reported": {
+            "strict": cache_ratios[STRICT]._asdict(),
+            "enabled on cache tests": cache_ratios[ENABLED]._asdict(),
+        },
+    }
+
+
+def _figure(
+    name: str,
+    label: str,
+    readings: dict[str, list[float]],
+    ours: str,
+    spread: Spread,
+    target: float,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "label": label,
+        "ours": statistics.median(readings[ours]),
+        "reference": statistics.median(readings[DISABLED]),
+        "unit": "s",
+        "ratio": spread.median,
+        "spread": [spread.low, spread.high],
+        "target": f"<= {target:g}",
+        "passed": spread.median <= target,
     }
 
 
 def format_report(result: dict[str, Any]) -> str:
     settings = result["settings"]
-    if "instructions" in result:
-        return _format_instructions(result)
+    rounds = settings["rounds"]
     lines = [
-        f"pytest on {settings['tests']:,} trivial tests, {' '.join(BASE_ARGS)}, "
-        f"best of {settings['repeats']}",
-        f"  {'configuration':<28}  {'wall s':>8}  {'CPU s':>8}"
-        f"  {'wall ratio':>10}  {'CPU ratio':>10}",
+        f"pytest {' '.join(BASE_ARGS)}, CPU time (user + sys) of each run; ratios against "
+        f"{DISABLED} in the same round, median of {rounds} interleaved rounds [lowest - highest]",
     ]
-    wall, cpu = result["wall_seconds"], result["cpu_seconds"]
-    for name in CONFIGURATIONS:
+    for suite, configurations in result["ratios"].items():
+        if suite not in ("trivial", "cache tests"):
+            continue
+        size = settings["tests"] if suite == "trivial" else settings["cache_tests"]
+        cpu = result["cpu_seconds"][suite]
         lines.append(
-            f"  {name:<28}  {wall[name]:8.3f}  {cpu[name]:8.3f}"
-            f"  {wall[name] / wall[DISABLED]:10.3f}  {cpu[name] / cpu[DISABLED]:10.3f}"
+            f"  {size:,} {suite}: {DISABLED} {statistics.median(cpu[DISABLED]):.3f} s (median)"
+        )
+        for name, spread in configurations.items():
+            lines.append(
+                f"    {name:<30} {statistics.median(cpu[name]):7.3f} s  ratio "
+                f"{spread['median']:.3f}  [{spread['low']:.3f} - {spread['high']:.3f}]"
+            )
+    for call in ("get", "get_or_set"):
+        seconds = result["hit_seconds"][call]
+        spread = result["ratios"][f"{call} hit"]
+        lines.append(
+            f"  one {call} hit inside a test: {DISABLED} "
+            f"{statistics.median(seconds[DISABLED]) * 1e9:.0f} ns, {REPORT} "
+            f"{statistics.median(seconds[REPORT]) * 1e9:.0f} ns: ratio {spread['median']:.3f}  "
+            f"[{spread['low']:.3f} - {spread['high']:.3f}]"
         )
     for figure in result["figures"]:
         verdict = "PASS" if figure["passed"] else "FAIL"
-        ratio = f"ratio {figure['ratio']:.3f}"
-        lines.append(f"  {figure['label']}: {ratio}  target {figure['target']}  {verdict}")
+        low, high = figure["spread"]
+        lines.append(
+            f"  {figure['label']}: ratio {figure['ratio']:.3f} [{low:.3f} - {high:.3f}]  "
+            f"target {figure['target']}  {verdict}"
+        )
+    strict = result["reported"]["strict"]
+    lines.append(
+        f"  reported, no target: CPU time, {settings['cache_tests']:,} cache tests, {STRICT} / "
+        f"{DISABLED}: ratio {strict['median']:.3f} [{strict['low']:.3f} - {strict['high']:.3f}]"
+    )
+    if "instructions" in result:
+        counts = result["instructions"]
+        lines.append(
+            f"  second figure: instructions counted by callgrind, {settings['tests']:,} "
+            "trivial tests"
+        )
+        for name in TRIVIAL:
+            lines.append(
+                f"    {name:<30} {counts[name]:16,}  ratio {counts[name] / counts[DISABLED]:.4f}"
+            )
     return "\n".join(lines)
 
 
-def _format_instructions(result: dict[str, Any]) -> str:
-    counts = result["instructions"]
-    lines = [
-        f"pytest on {result['settings']['tests']:,} trivial tests, {' '.join(BASE_ARGS)},"
-        " instructions counted by callgrind",
-        f"  {'configuration':<28}  {'instructions':>16}  {'ratio':>7}",
-    ]
-    for name in CONFIGURATIONS:
-        lines.append(f"  {name:<28}  {counts[name]:16,}  {counts[name] / counts[DISABLED]:7.4f}")
-    for figure in result["figures"]:
-        verdict = "PASS" if figure["passed"] else "FAIL"
-        ratio = f"ratio {figure['ratio']:.4f}"
-        lines.append(f"  {figure['label']}: {ratio}  target {figure['target']}  {verdict}")
-    return "\n".join(lines)
+# -- instruction counts: a second figure, never the verdict -----------------------------
+
+
+def count_instructions(
+    settings: Settings, progress: Callable[[str], None] = lambda _: None
+) -> dict[str, int]:
+    """Instructions each configuration executes on the trivial suite, under callgrind."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise RuntimeError("--overhead-by instructions needs valgrind (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory(prefix="conncache-overhead-") as tmp:
+        directory = Path(tmp)
+        write_trivial_suite(directory, settings)
+        for name in TRIVIAL:  # bytecode for the generated modules
+            _timed_run(directory, OPTIONS[name], settings.tests)
+        progress(f"plugin overhead: {settings.tests:,} trivial tests under callgrind")
+        running = {
+            name: subprocess.Popen(
+                [
+                    valgrind,
+                    "--tool=callgrind",
+                    "--callgrind-out-file=/dev/null",
+                    *pytest_command(*OPTIONS[name]),
+                ],
+                cwd=directory,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_environment(),
+            )
+            for name in TRIVIAL
+        }
+        counts = {}
+        for name, process in running.items():
+            stdout, stderr = process.communicate()
+            found = re.search(r"Collected : (\d+)", stderr)
+            if process.returncode != 0 or f"{settings.tests} passed" not in stdout or not found:
+                raise RuntimeError(
+                    f"callgrind run failed (exit {process.returncode}):\n"
+                    f"{stdout[-2000:]}\n{stderr[-2000:]}"
+                )
+            counts[name] = int(found.group(1))
+    return counts
 
 
 def main() -> int:

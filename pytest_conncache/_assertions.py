@@ -7,7 +7,6 @@ They peek: no counter and no recency changes.
 
 from __future__ import annotations
 
-import difflib
 import math
 from typing import Any, Final
 
@@ -111,6 +110,8 @@ def _similar(key: str, cache: ConnectionCache[Any]) -> str:
     Recently removed keys are candidates too, with what became of them, so
     that a typo in an invalidation check points at the key really removed.
     """
+    import difflib  # imported on first use: failures only
+
     stored = set(cache.keys())
     removed = cache.removals()
     candidates = (stored | set(removed)) - {key}

@@ -10,6 +10,7 @@ awaiting the store.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import (
     Awaitable,
     Callable,
@@ -84,6 +85,16 @@ class ConnectionCache(CacheAside[V]):
         return self._backend
 
     @property
+    def value_type(self) -> Any:
+        """The type this cache's values are stored as (``value_type=``), or None."""
+        return self._value_type
+
+    @property
+    def backend_set_at(self) -> tuple[str, int] | None:
+        """Where ``use_backend`` was last called (file, line), for the plugin's guard."""
+        return self._backend_set_at
+
+    @property
     def shared(self) -> bool:
         """True when other processes see this cache's entries (a Redis backend)."""
         return self._store.shared
@@ -104,6 +115,7 @@ class ConnectionCache(CacheAside[V]):
         Entries held in memory are dropped (uncounted), so none resurfaces
         later; counters carry on. Entries on a server stay where they are.
         """
+        caller = sys._getframe(1)
         store: Store = (
             MemoryStore(self._max_entries)
             if backend is None
@@ -111,6 +123,7 @@ class ConnectionCache(CacheAside[V]):
         )
         with self._lock:
             old, self._store, self._backend = self._store, store, backend
+            self._backend_set_at = (caller.f_code.co_filename, caller.f_lineno)
             self._clock = self._clock_for(store)
             self._mark_stale(any_key)
         old.close()
@@ -292,6 +305,17 @@ class ConnectionCache(CacheAside[V]):
     async def attl_remaining(self, key: str) -> float | None:
         """``ttl_remaining``, awaitable."""
         return self._seconds_left(await self._apeek(_validate.key(key)))
+
+    def expired_between(self, after: float, until: float) -> int:
+        """How many entries' ttl ended in ``(after, until]`` on this cache's clock, removed
+        since or still stored (the plugin's report counts a test's expirations so)."""
+        with self._lock:
+            removed = sum(
+                1
+                for removal in self._removed.values()
+                if removal.how == "expired" and after < removal.at <= until
+            )
+        return removed + self._store.expiring(after, until)
 
     def peek_entry(self, key: str) -> Entry | None:
         """The stored entry (value, ``expires_at``, ``ttl``), live or not; None if absent.

@@ -15,10 +15,9 @@ leader's lookup (the stamp). The waiters still get the value.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from types import CoroutineType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _validate
 from ._codecs import Codec, codec_for
@@ -26,6 +25,9 @@ from ._core import MISSING, CacheCore
 from ._flight import AsyncFlight, Flight
 from ._store import CorruptEntry, Entry, Stamp
 from ._validate import Seconds
+
+if TYPE_CHECKING:
+    import asyncio
 
 V = TypeVar("V")
 T = TypeVar("T")
@@ -213,7 +215,7 @@ class CacheAside(CacheCore[V]):
             if other is not None:
                 return other.value  # another process stored it while this one waited
             value = factory()
-            if inspect.isawaitable(value):
+            if isinstance(value, Awaitable):
                 _close(value)
                 raise TypeError(
                     f"the factory for key {_validate.shown(key)} returned an awaitable "
@@ -280,7 +282,9 @@ class CacheAside(CacheCore[V]):
         if ttl is not None or tags or cache_if is not None:
             self._fill_for(ttl, tags, None, cache_if)  # bad arguments fail on hits too
         codec = self._codec if value_type is None else codec_for(value_type)
-        loop = asyncio.get_running_loop()
+        from asyncio import get_running_loop  # imported on first use: see __init__
+
+        loop = get_running_loop()
         flight = self._async_flights.running(loop, key)
         reachable = True
         if flight is None or flight.stale:
@@ -365,7 +369,7 @@ class CacheAside(CacheCore[V]):
             self._count_miss(key)
             self._land(flight, error=error)
             raise
-        if not inspect.isawaitable(awaitable):
+        if not isinstance(awaitable, Awaitable):
             wrong = TypeError(
                 f"the factory for key {_validate.shown(key)} returned "
                 f"{_validate.shown(awaitable)} ({type(awaitable).__name__}), not an "
@@ -378,13 +382,15 @@ class CacheAside(CacheCore[V]):
 
     async def _await_flight(self, key: str, flight: AsyncFlight, leader: bool) -> Any:
         """The flight's value; a waiter counts a hit, or a miss when it gets an exception."""
-        if flight.task is not None and flight.task is asyncio.current_task():
+        from asyncio import current_task, shield
+
+        if flight.task is not None and flight.task is current_task():
             raise RecursionError(
                 f"aget_or_set({key!r}) was awaited from its own factory; "
                 "the task would wait for itself forever"
             )
         try:
-            value = await asyncio.shield(flight.future)
+            value = await shield(flight.future)
         except BaseException:
             if not leader:
                 self._count_miss(key)  # served no value: a miss
@@ -446,5 +452,5 @@ class _Unreached(Exception):
 
 def _close(awaitable: object) -> None:
     """Close a coroutine that will never be awaited, so that no warning says so."""
-    if inspect.iscoroutine(awaitable):
+    if isinstance(awaitable, CoroutineType):
         awaitable.close()

@@ -10,6 +10,7 @@ error naming the clock instead of a puzzling comparison error deep inside.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from numbers import Real
@@ -49,12 +50,15 @@ class DefaultClock:
     ``frozen_clock`` fixture relies on that).
     """
 
-    __slots__ = ("read", "source", "fallback")
+    __slots__ = ("read", "source", "fallback", "redirected_at")
 
     def __init__(self, fallback: Clock = time.monotonic) -> None:
         self.fallback = fallback
         self.source: Clock = fallback  # what redirect() was given
         self.read: Clock = fallback  # the same, checked
+        # Where redirect() was last called (file, line): the plugin names it
+        # when a test leaves the clock redirected.
+        self.redirected_at: tuple[str, int] | None = None
 
     def __call__(self) -> float:
         return self.read()
@@ -64,8 +68,10 @@ class DefaultClock:
             raise TypeError(
                 f"read must be a zero-argument callable, got {shown(read)} ({type(read).__name__})"
             )
+        caller = sys._getframe(1)
         self.source = read
         self.read = checked(read)
+        self.redirected_at = (caller.f_code.co_filename, caller.f_lineno)
 
     def restore(self) -> None:
         self.source = self.read = self.fallback

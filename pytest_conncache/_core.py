@@ -89,6 +89,7 @@ class CacheCore(Generic[V]):
         self._codec = codec_for(value_type)
         self._lock = threading.RLock()
         self._backend: Backend | None = None
+        self._backend_set_at: tuple[str, int] | None = None
         self._store: Store = MemoryStore(self._max_entries)
         self._clock: DefaultClock | FixedClock = self._clock_for(self._store)
         self._removed = RemovalLog(REMOVAL_MEMORY)

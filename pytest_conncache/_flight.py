@@ -9,11 +9,13 @@ waiting, but is not stored, because it may predate the change.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 class Flight:
@@ -81,7 +83,9 @@ class AsyncFlight:
         if error is None:
             future.set_result(value)
             return
-        if isinstance(error, asyncio.CancelledError):
+        from asyncio import CancelledError  # imported on first use: see __init__
+
+        if isinstance(error, CancelledError):
             future.cancel()
             return
         future.set_exception(error)

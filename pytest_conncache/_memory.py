@@ -134,6 +134,10 @@ class MemoryStore:
     def size(self) -> int:
         return len(self._data)
 
+    def expiring(self, after: float, until: float) -> int:
+        with self._lock:
+            return sum(1 for entry in self._walk() if after < entry.expires_at <= until)
+
     # -- writes --------------------------------------------------------------
 
     def put(self, entry: Entry, now: float, codec: Codec | None = None) -> list[Displaced]:

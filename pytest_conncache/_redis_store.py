@@ -262,6 +262,21 @@ class RedisStore:
         skip = len(self._prefix)
         return sorted(name.decode()[skip:] for name in names)
 
+    def _plan_expiring(self, after: float, until: float) -> Plan[int]:
+        found = 0
+
+        def count(page: list[bytes]) -> Plan[None]:
+            nonlocal found
+            for raw in (yield Call(("MGET", *page))):
+                try:
+                    expires_at = decode(raw)[1] if raw is not None else math.nan
+                except ValueError:
+                    continue  # not ours
+                found += after < expires_at <= until
+
+        yield from self._plan_each_page(count)
+        return found
+
     def _plan_size(self) -> Plan[int]:
         return len((yield from self._plan_names()))
 
@@ -544,6 +559,9 @@ class RedisStore:
 
     def size(self) -> int:
         return self._run(self._plan_size())
+
+    def expiring(self, after: float, until: float) -> int:
+        return self._run(self._plan_expiring(after, until))
 
     async def asize(self) -> int:
         return await self._arun(self._plan_size())

@@ -1,4 +1,4 @@
-"""Per-test cache counts: collecting them from the hooks, and printing them as a table."""
+"""The conncache report: rows of per-test (or per-family) counts, as a table or JSON."""
 
 from __future__ import annotations
 
@@ -16,54 +16,67 @@ FIELDS = ("hits", "misses", "sets", "invalidations", "expirations", "evictions")
 Row = dict[str, Any]
 
 
-class TestCounter:
-    """An observer that counts every cache event since the last ``restart``.
+class FamilyCounter:
+    """An observer counting every cache event by key family (the key's text before its
+    first ``:``), for ``--conncache-report=families``; ``take`` hands over and restarts.
 
     Hooks arrive from any thread (under each cache's own lock, but caches
     have different locks), so the counter keeps a lock of its own.
     """
 
-    __test__ = False  # not a test class, despite the name
-
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts = dict.fromkeys(FIELDS, 0)
+        self._counts: dict[str, dict[str, int]] = {}
 
-    def restart(self) -> None:
+    def take(self) -> dict[str, dict[str, int]]:
         with self._lock:
-            self._counts = dict.fromkeys(FIELDS, 0)
+            counts, self._counts = self._counts, {}
+            return counts
 
-    def snapshot(self) -> dict[str, int]:
+    def _bump(self, key: str, field: str) -> None:
+        family = key.partition(":")[0]
         with self._lock:
-            return dict(self._counts)
-
-    def _bump(self, field: str) -> None:
-        with self._lock:
-            self._counts[field] += 1
-
-    @hookimpl
-    def conncache_hit(self) -> None:
-        self._bump("hits")
+            counts = self._counts.get(family)
+            if counts is None:
+                counts = self._counts[family] = dict.fromkeys(FIELDS, 0)
+            counts[field] += 1
 
     @hookimpl
-    def conncache_miss(self) -> None:
-        self._bump("misses")
+    def conncache_hit(self, key: str) -> None:
+        self._bump(key, "hits")
 
     @hookimpl
-    def conncache_set(self) -> None:
-        self._bump("sets")
+    def conncache_miss(self, key: str) -> None:
+        self._bump(key, "misses")
 
     @hookimpl
-    def conncache_invalidation(self) -> None:
-        self._bump("invalidations")
+    def conncache_set(self, key: str) -> None:
+        self._bump(key, "sets")
 
     @hookimpl
-    def conncache_expiration(self) -> None:
-        self._bump("expirations")
+    def conncache_invalidation(self, key: str) -> None:
+        self._bump(key, "invalidations")
 
     @hookimpl
-    def conncache_eviction(self) -> None:
-        self._bump("evictions")
+    def conncache_expiration(self, key: str) -> None:
+        self._bump(key, "expirations")
+
+    @hookimpl
+    def conncache_eviction(self, key: str) -> None:
+        self._bump(key, "evictions")
+
+
+def add_up(into: dict[str, dict[str, int]], counts: dict[str, dict[str, int]]) -> None:
+    """Add per-family ``counts`` into ``into``."""
+    for family, fields in counts.items():
+        total = into.setdefault(family, dict.fromkeys(FIELDS, 0))
+        for field in FIELDS:
+            total[field] += fields.get(field, 0)
+
+
+def family_rows(counts: dict[str, dict[str, int]]) -> list[Row]:
+    """Table rows, one per family, sorted; labelled like tests (``nodeid``)."""
+    return [{"nodeid": family or "(no ':')", **counts[family]} for family in sorted(counts)]
 
 
 def touched(counts: dict[str, int]) -> bool:
@@ -138,11 +151,12 @@ def common_prefix(nodeids: Sequence[str]) -> str:
 HEADERS = ("hits", "misses", "hit%", "sets", "inval", "expired", "evicted")
 
 
-def table(rows: Sequence[Row], width: int) -> list[str]:
+def table(rows: Sequence[Row], width: int, first: str = "test") -> list[str]:
     """The report's lines: a header, one line per row, a rule and a total line.
 
     When the node ids do not fit beside the numbers, the prefix they all
-    share is said once above the table and left out of the rows.
+    share is said once above the table and left out of the rows. ``first``
+    heads the first column (``family`` for the families table).
     """
     all_rows: list[Row] = [*rows, {"nodeid": "TOTAL", **totals(rows)}]
     cells = [
@@ -154,12 +168,12 @@ def table(rows: Sequence[Row], width: int) -> list[str]:
     room = max(width - sum(w + 1 for w in widths) - 1, 16)
     ids = [row["nodeid"] for row in rows]
     preamble: list[str] = []
-    if max(map(len, ids), default=0) > room:
+    if first == "test" and max(map(len, ids), default=0) > room:
         prefix = common_prefix(ids)
         if prefix:
             ids = [nodeid[len(prefix) :] for nodeid in ids]
             preamble.append(shorten(f"node ids below start with {prefix}", width))
-    id_width = min(max(len(i) for i in [*ids, "test", "TOTAL"]), room)
+    id_width = min(max(len(i) for i in [*ids, first, "TOTAL"]), room)
     # Node ids are distinct, and so are the labels: no two rows read the same.
     ids = [*shorten_distinct(ids, id_width), "TOTAL"]
 
@@ -168,7 +182,7 @@ def table(rows: Sequence[Row], width: int) -> list[str]:
         return f"{first:<{id_width}}{numbers}"
 
     body = [line(nodeid, c) for nodeid, c in zip(ids, cells, strict=True)]
-    header = line("test", HEADERS)
+    header = line(first, HEADERS)
     return [*preamble, header, *body[:-1], "-" * len(header), body[-1]]
 
 

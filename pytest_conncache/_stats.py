@@ -1,16 +1,19 @@
-"""CacheStats, an immutable snapshot of a cache's counters, and Counters, the live ones."""
+"""CacheStats, an immutable snapshot of a cache's counters, and Counters, the live ones.
+
+CacheStats is a NamedTuple, like cachetools' CacheInfo (and unlike a
+dataclass, it costs the package no ``inspect`` at import).
+"""
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass
 from itertools import count, islice
+from typing import NamedTuple
 
 FIELDS = ("hits", "misses", "sets", "invalidations", "expirations", "evictions", "errors")
 
 
-@dataclass(frozen=True, slots=True)
-class CacheStats:
+class CacheStats(NamedTuple):
     """Counters of one cache since it was created or last reset.
 
     ``errors`` counts store faults served as misses and unreadable entries
@@ -36,7 +39,7 @@ class CacheStats:
         return self.hits / lookups if lookups else None
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        return self._asdict()
 
 
 class Counters:

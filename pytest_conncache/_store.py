@@ -140,6 +140,10 @@ class Store(Protocol):
 
     def size(self) -> int: ...
 
+    def expiring(self, after: float, until: float) -> int:
+        """How many stored entries expire in ``(after, until]`` (the plugin's report)."""
+        ...
+
     # -- writes --------------------------------------------------------------
     def put(self, entry: Entry, now: float, codec: Codec | None = None) -> list[Displaced]:
         """Store or replace (with its tags, if a ``TaggedEntry``); what had to leave to

@@ -1,30 +1,48 @@
-"""The pytest plugin: fixtures, per-test cache isolation and ``--conncache-report``.
+"""The pytest plugin: fixtures, per-test isolation, the report, events, strict checks, guards.
 
 Registered through the ``pytest11`` entry point ``conncache``; disable it
-with ``-p no:conncache``. Everything pytest-specific in the package is here.
+with ``-p no:conncache``. Everything pytest-specific in the package is here;
+what it shows and checks is built in pytest-free modules (``_report``,
+``_events``, ``_strict``, ``_registry``).
+
+Per test: before any fixture, every cache is emptied (or not: isolation)
+and zeroed, the registry starts counting (``_registry.restart``: the report
+reads the caches' own counters, no hook per operation) and every cache's
+events go to a bounded ring (``observers.record``), which a failed test's
+report shows. After the test (its fixtures torn down), guards put back what
+the test moved: the shared cache's backend, the default clock.
 """
 
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from . import _registry
 from ._cache import ConnectionCache
+from ._clock import default_clock, default_wall_clock
+from ._events import SHOWN, section
 from ._freezegun import freezegun_use, refusal
 from ._frozen import FrozenClock, TravelControl
 from ._hooks import observers
-from ._registry import live_caches
-from ._report import Row, TestCounter, table, touched, write_json
+from ._report import FIELDS, FamilyCounter, Row, add_up, family_rows, table, touched, write_json
 from ._singleton import connection_cache as _singleton
 
 _STATS_ATTR = "conncache_stats"
+_FAMILIES_ATTR = "conncache_families"
+_EVENTS_SECTION = "conncache events"
 _MARKER = "conncache"
-# The ini's conncache_isolate, read once at configure time.
-_ISOLATE_BY_DEFAULT = pytest.StashKey[bool]()
+_SETTINGS = pytest.StashKey["Settings"]()
+_STRICT = pytest.StashKey[Any]()  # the test's StrictChecks, while it runs
+
+
+class ConncacheWarning(pytest.PytestWarning):
+    """Something a test did to the caches that would go wrong in production, or leak."""
 
 
 class ReportHookSpecs:
@@ -43,9 +61,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conncache", "cache statistics and isolation (pytest-conncache)")
     group.addoption(
         "--conncache-report",
-        action="store_true",
+        action="store_const",
+        const="tests",
         default=None,
-        help="print a table of cache hits, misses and invalidations per test",
+        help="after the run, a table of cache hits, misses, sets, invalidations, expirations "
+        "and evictions per test",
+    )
+    # A literal option string of its own, so that the bare flag above never
+    # swallows the next argument (a test path) as its value.
+    group.addoption(
+        "--conncache-report=families",
+        action="store_const",
+        const="families",
+        dest="conncache_report",
+        help="the same table, grouped by key family (the key's text before its first ':')",
     )
     group.addoption(
         "--conncache-report-json",
@@ -60,6 +89,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run connection_cache and the singleton on Redis at URL "
         "(redis://127.0.0.1:6379/0), in a fresh namespace per test",
     )
+    group.addoption(
+        "--conncache-strict",
+        action="store_true",
+        default=None,
+        help="fail a test that stores a value Redis would give back changed, or mutates "
+        "a value it got from an in-memory cache (production parity)",
+    )
     parser.addini(
         "conncache_backend",
         default="",
@@ -73,74 +109,227 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "conncache_report",
+        default="",
+        help="print the conncache report as if --conncache-report were given: "
+        "true, tests or families",
+    )
+    parser.addini(
+        "conncache_strict",
         type="bool",
         default=False,
-        help="print the conncache report as if --conncache-report were given",
+        help="as --conncache-strict for every test (default: false)",
     )
+
+
+class Settings:
+    """What the options and the ini file ask for, read once at configure time."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.isolate = bool(config.getini("conncache_isolate"))
+        option = config.getoption("conncache_strict")
+        self.strict = bool(config.getini("conncache_strict") if option is None else option)
+        mode = config.getoption("conncache_report")
+        if mode is None:
+            ini = str(config.getini("conncache_report")).strip().lower()
+            mode = {"true": "tests", "1": "tests", "yes": "tests"}.get(ini, ini) or None
+            if mode not in (None, "false", "0", "no", "tests", "families"):
+                raise pytest.UsageError(
+                    f"conncache_report must be true, false, tests or families, got {ini!r}"
+                )
+            mode = None if mode in ("false", "0", "no") else mode
+        self.report: str | None = mode
+        json_path = config.getoption("conncache_report_json")
+        self.json_path = Path(json_path) if json_path else None
+        self.url = str(config.getoption("conncache_backend") or config.getini("conncache_backend"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{_MARKER}(isolate=True): per-test settings of pytest-conncache; "
-        "isolate=False keeps every cache's data from the previous test",
+        f"{_MARKER}(isolate=True, strict=None): per-test settings of pytest-conncache; "
+        "isolate=False keeps every cache's data from the previous test, strict=True/False "
+        "turns the production-parity checks on or off for the test",
     )
-    config.stash[_ISOLATE_BY_DEFAULT] = bool(config.getini("conncache_isolate"))
-    url = config.getoption("conncache_backend") or config.getini("conncache_backend")
-    namespaces = RedisNamespaces(str(url)) if url else None
-    option = config.getoption("conncache_report")
-    show_table = bool(config.getini("conncache_report") if option is None else option)
-    json_path = config.getoption("conncache_report_json")
-    # Each part registers only when wanted, so a run without the report or
-    # Redis pays for no hook it does not use.
-    config.pluginmanager.register(Isolation(namespaces), "conncache-isolation")
+    settings = config.stash[_SETTINGS] = Settings(config)
+    namespaces = RedisNamespaces(settings.url) if settings.url else None
+    config.pluginmanager.register(Tests(settings, namespaces), "conncache-tests")
     if namespaces is not None:
         config.pluginmanager.register(namespaces, "conncache-redis")
-    if show_table or json_path:
-        report = ReportCollector(config, show_table, Path(json_path) if json_path else None)
+    if settings.report or settings.json_path:
+        report = ReportCollector(config, settings)
         config.pluginmanager.register(report, "conncache-report")
 
 
-class Isolation:
-    """Empties every in-memory cache and zeroes every cache's stats before each test."""
+class Tests:
+    """Per test: isolation and counting before it, events when it fails, guards after."""
 
-    def __init__(self, namespaces: RedisNamespaces | None) -> None:
+    def __init__(self, settings: Settings, namespaces: RedisNamespaces | None) -> None:
+        self.settings = settings
         self.namespaces = namespaces
+        self.starts: dict[int, float] = {}
+        self.frozen = False
+        self.backend: Any = None  # the shared cache's backend, as the test got it
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         # Before any fixture of this test runs: what setup does counts, what
         # the previous test left behind does not.
-        isolate = _isolation_wanted(item)
-        for cache in live_caches():
+        isolate, strict = _wanted(item)
+        for cache in _registry.live_caches():
             # Only memory is emptied: the plugin never deletes data on a Redis
             # server it was not pointed at (--conncache-backend isolates the
             # singleton by giving each test a namespace of its own).
             cache.reset(empty=isolate and not cache.shared)
+        if _singleton.backend is not self.backend:
+            # Moved between tests: at import, collection, or by a wider fixture.
+            self._guard_singleton(item, when="before")
         if self.namespaces is not None:
             self.namespaces.enter(_singleton)
+        self.backend = _singleton.backend
+        _registry.restart()
+        observers.record(SHOWN)
+        self.clocks_started()
+        self.frozen = False
+        if strict:
+            from ._strict import StrictChecks
+
+            checks = item.stash[_STRICT] = StrictChecks()
+            observers.register(checks)
+
+    def clocks_started(self, frozen: bool = False) -> None:
+        """Events times count from here: the test's start, or where frozen_clock froze."""
+        self.starts = {
+            id(default_clock): default_clock(),
+            id(default_wall_clock): default_wall_clock(),
+        }
+        self.frozen = frozen
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        try:
+            result = yield
+        finally:
+            checks = item.stash.get(_STRICT, None)
+            if checks is not None:
+                del item.stash[_STRICT]
+                observers.unregister(checks)
+        if checks is not None:
+            problems = checks.problems()
+            if problems:
+                pytest.fail("\n\n".join(problems), pytrace=False)
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> Generator[None, None, None]:
+        try:
+            return (yield)
+        finally:
+            # After every fixture finalizer: put back what the test moved.
+            self._guard_singleton(item)
+            self._guard_clocks()
+
+    def _guard_singleton(self, item: pytest.Item, when: str = "during") -> None:
+        """Put the shared cache back on the backend the plugin gave it, with a warning."""
+        expected = self.backend
+        if _singleton.backend is expected:
+            return
+        moved = "to memory" if _singleton.backend is None else f"to {_singleton.backend!r}"
+        where = _singleton.backend_set_at
+        _singleton.use_backend(expected)
+        if self.namespaces is None:
+            advice = (
+                "The plugin put it back in memory. Move it in a fixture that calls "
+                "connection_cache.use_backend(None) after the test, or run the whole suite "
+                "on Redis with --conncache-backend=URL, which gives each test a namespace."
+            )
+        else:
+            advice = (
+                "The plugin put it back on the test's own namespace. Under "
+                "--conncache-backend leave the shared cache where the plugin puts it: skip "
+                "the app's use_backend() call in tests (a setting, or a fixture that moves "
+                "it back)."
+            )
+        _warn_at(
+            where,
+            f"connection_cache.use_backend() moved the shared cache {moved} {when} "
+            f"{item.nodeid}, and it stayed there: every later test would share what it "
+            f"stores (the plugin isolates tests by emptying in-memory caches and by giving "
+            f"each test a Redis namespace of its own). {advice}",
+        )
+
+    def _guard_clocks(self) -> None:
+        for name, holder in (
+            ("default_clock", default_clock),
+            ("default_wall_clock", default_wall_clock),
+        ):
+            if holder.redirected:
+                redirected_to, where = holder.source, holder.redirected_at
+                holder.restore()
+                _warn_at(
+                    where,
+                    f"pytest_conncache.{name} was still redirected to {redirected_to!r:.80} "
+                    f"after the test: every cache on it would have kept that time in later "
+                    f"tests. The plugin restored it; call {name}.restore() when done, or use "
+                    "the frozen_clock fixture, which does.",
+                )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed and not any(title == _EVENTS_SECTION for title, _ in report.sections):
+            ring = observers.ring
+            if ring is not None and hasattr(report, "location"):
+                total = sum(_registry.counts()[field] for field in FIELDS)
+                text = section(list(ring), self.starts, total, self.frozen)
+                if text is not None:
+                    report.sections.append((_EVENTS_SECTION, text))
 
 
 class ReportCollector:
     """--conncache-report and --conncache-report-json: per-test counts, then the table."""
 
-    def __init__(self, config: pytest.Config, show_table: bool, json_path: Path | None) -> None:
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
-        self.show_table = show_table
-        self.json_path = json_path
+        self.settings = settings
         self.is_worker = hasattr(config, "workerinput")
         self.rows: dict[str, Row] = {}
-        self.counter = TestCounter()
-        observers.register(self.counter)
+        self.families: dict[str, dict[str, int]] = {}
+        self.family_counter: FamilyCounter | None = None
+        self.expired: dict[str, int] = {}
+        self.starts: list[tuple[ConnectionCache[Any], float]] = []
+        if settings.report == "families":
+            self.family_counter = FamilyCounter()
+            observers.register(self.family_counter)
 
     def pytest_unconfigure(self) -> None:
-        if observers.is_registered(self.counter):
-            observers.unregister(self.counter)
+        if self.family_counter is not None and observers.is_registered(self.family_counter):
+            observers.unregister(self.family_counter)
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self) -> None:
-        # Before any fixture of the test runs, so that setup counts.
-        self.counter.restart()
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        # After the isolation: each cache's clock at the test's start.
+        self.starts = [(cache, cache.now()) for cache in _registry.live_caches()]
+        if self.family_counter is not None:
+            self.family_counter.take()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        try:
+            return (yield)
+        finally:
+            # Before the fixtures go (frozen_clock among them): every entry whose
+            # ttl ended during the test, read or not.
+            self.expired[item.nodeid] = self._expired()
+
+    def _expired(self) -> int:
+        started = {id(cache): at for cache, at in self.starts}
+        total = 0
+        for cache in _registry.live_caches():
+            if cache.shared and cache is not _singleton:
+                continue  # a namespace the plugin does not own: not walked
+            total += cache.expired_between(started.get(id(cache), float("-inf")), cache.now())
+        return total
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -151,10 +340,16 @@ class ReportCollector:
             # This process ran the test. Attach the counts before anything
             # else sees the report: pytest-xdist's worker serialises it next,
             # and plain ints reach the controller exactly as counted here.
-            counts = self.counter.snapshot()
+            counts = {field: _registry.counts()[field] for field in FIELDS}
+            counts["expirations"] = self.expired.pop(report.nodeid, counts["expirations"])
             setattr(report, _STATS_ATTR, counts)
+            if self.family_counter is not None:
+                setattr(report, _FAMILIES_ATTR, self.family_counter.take())
         if isinstance(counts, dict) and touched(counts):
             self.rows[report.nodeid] = {"nodeid": report.nodeid, **counts}
+        families = getattr(report, _FAMILIES_ATTR, None)
+        if isinstance(families, dict):
+            add_up(self.families, families)
 
     def sorted_rows(self) -> list[Row]:
         # Sorted by node id, so serial and xdist runs print the same table.
@@ -165,21 +360,27 @@ class ReportCollector:
             return
         rows = self.sorted_rows()
         self.config.hook.pytest_conncache_report(config=self.config, rows=rows)
-        if self.json_path is not None:
-            write_json(self.json_path, rows)
+        if self.settings.json_path is not None:
+            write_json(self.settings.json_path, rows)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if not self.show_table or self.is_worker:
+        if not self.settings.report or self.is_worker:
             return
         terminalreporter.write_sep("=", "conncache report")
-        rows = self.sorted_rows()
+        width = self.config.get_terminal_writer().fullwidth
+        if self.settings.report == "families":
+            rows = family_rows(self.families)
+            lines = table(rows, width, first="family") if rows else []
+        else:
+            rows = self.sorted_rows()
+            lines = table(rows, width) if rows else []
         if not rows:
             terminalreporter.write_line("no test touched a ConnectionCache")
             return
-        for text in table(rows, self.config.get_terminal_writer().fullwidth):
+        for text in lines:
             terminalreporter.write_line(text)
-        if self.json_path is not None:
-            terminalreporter.write_line(f"conncache report written to {self.json_path}")
+        if self.settings.json_path is not None:
+            terminalreporter.write_line(f"conncache report written to {self.settings.json_path}")
 
 
 class RedisNamespaces:
@@ -198,21 +399,41 @@ class RedisNamespaces:
         self.run_id = f"conncache-test-{uuid.uuid4().hex[:12]}"
         try:
             self.base = RedisBackend.from_url(url, namespace=self.run_id)
-        except ValueError as error:
+        except (ValueError, TypeError) as error:
             raise pytest.UsageError(f"--conncache-backend: bad URL {url!r}: {error}") from None
+        try:
+            self.base.client.ping()
+        except Exception as error:
+            self.base.close()
+            raise pytest.UsageError(
+                f"--conncache-backend={url}: Redis does not answer ({type(error).__name__}: "
+                f"{error}); start it, or run without --conncache-backend"
+            ) from None
         self.count = 0
         self.current: Any = None
+        self.leftovers: list[str] = []
 
     def pytest_report_header(self) -> str:
         return f"conncache: connection_cache on {self.url}, one namespace per test"
 
-    @pytest.hookimpl(wrapper=True)
+    @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtest_teardown(self, nextitem: pytest.Item | None) -> Generator[None, None, None]:
-        yield
-        # After every fixture finalizer: the namespace goes unless the next
-        # test wants this one's data (isolation off).
-        if nextitem is None or _isolation_wanted(nextitem):
-            self.leave()
+        try:
+            return (yield)
+        finally:
+            # After every fixture finalizer: the namespace goes unless the next
+            # test wants this one's data (isolation off).
+            if nextitem is None or _wanted(nextitem)[0]:
+                self.leave()
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.leftovers:
+            terminalreporter.write_line(
+                f"conncache: {len(self.leftovers)} test namespace(s) could not be dropped and "
+                f"stay on {self.url}: {', '.join(self.leftovers[:5])}"
+                + (" ..." if len(self.leftovers) > 5 else ""),
+                yellow=True,
+            )
 
     def pytest_unconfigure(self) -> None:
         self.close()
@@ -221,31 +442,48 @@ class RedisNamespaces:
         if self.current is None:
             self.count += 1
             self.current = self.base.with_namespace(f"{self.run_id}-{self.count}")
+        if cache.backend is not self.current:
             cache.use_backend(self.current)
 
     def leave(self) -> None:
-        if self.current is not None:
-            self.current.drop_namespace()
-            self.current = None
+        # Forgotten first: a drop that fails never leads to the namespace's reuse.
+        current, self.current = self.current, None
+        if current is not None:
+            try:
+                current.drop_namespace()
+            except Exception:
+                self.leftovers.append(current.namespace)
 
     def close(self) -> None:
         self.leave()
         _singleton.use_backend(None)
-        self.base.client.close()
+        self.base.close()
 
 
-def _isolation_wanted(item: pytest.Item) -> bool:
+def _warn_at(where: tuple[str, int] | None, message: str) -> None:
+    """A ConncacheWarning shown at ``where`` (the call that caused it), when known."""
+    warning = ConncacheWarning(message)
+    if where is None:
+        warnings.warn(warning, stacklevel=2)
+    else:
+        warnings.warn_explicit(warning, ConncacheWarning, filename=where[0], lineno=where[1])
+
+
+def _wanted(item: pytest.Item) -> tuple[bool, bool]:
+    """(isolate, strict) for ``item``: its ``conncache`` marker, else the run's settings."""
+    settings = item.config.stash[_SETTINGS]
+    isolate, strict = settings.isolate, settings.strict
     marker = item.get_closest_marker(_MARKER)
     if marker is not None:
-        unknown = set(marker.kwargs) - {"isolate"}
+        unknown = set(marker.kwargs) - {"isolate", "strict"}
         if marker.args or unknown:
             raise pytest.UsageError(
-                f"{item.nodeid}: @pytest.mark.conncache takes only isolate=True/False, "
-                f"got args={marker.args!r} kwargs={marker.kwargs!r}"
+                f"{item.nodeid}: @pytest.mark.conncache takes only isolate=True/False and "
+                f"strict=True/False, got args={marker.args!r} kwargs={marker.kwargs!r}"
             )
-        if "isolate" in marker.kwargs:
-            return bool(marker.kwargs["isolate"])
-    return item.config.stash[_ISOLATE_BY_DEFAULT]
+        isolate = bool(marker.kwargs.get("isolate", isolate))
+        strict = bool(marker.kwargs.get("strict", strict))
+    return isolate, strict
 
 
 @pytest.fixture(name="frozen_clock")
@@ -262,6 +500,9 @@ def frozen_clock_fixture(request: pytest.FixtureRequest) -> Generator[FrozenCloc
         control = _OwnTravel()
         owned = True
     clock = FrozenClock(control)
+    tests = request.config.pluginmanager.get_plugin("conncache-tests")
+    if isinstance(tests, Tests):
+        tests.clocks_started(frozen=True)
     try:
         yield clock
     finally:
@@ -308,7 +549,7 @@ def connection_cache_fixture(
     request: pytest.FixtureRequest,
 ) -> Generator[ConnectionCache[Any], None, None]:
     """The shared pytest_conncache.connection_cache, empty with zeroed stats, emptied after."""
-    isolate = _isolation_wanted(request.node)
+    isolate = _wanted(request.node)[0]
     # On Redis (--conncache-backend) each test has a fresh namespace already.
     in_memory = not _singleton.shared
     _singleton.reset(empty=isolate and in_memory)

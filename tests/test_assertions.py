@@ -87,6 +87,38 @@ def test_assert_cached_lists_at_most_three_similar_keys(cache: ConnectionCache[A
     assert len(re.findall(r"'user-record:tok:\w' \(cached\)", similar)) == 3
 
 
+def test_similar_keys_never_list_the_asserted_key_itself(
+    cache: ConnectionCache[Any], clock: Clock
+) -> None:
+    cache.set("user-connections:abc", 1, ttl=120)
+    cache.set("user-connections:abd", 1, ttl=1000)
+    clock.now = 150.0
+
+    message = failure(assert_cached, "user-connections:abc", cache=cache)
+
+    assert message.startswith("key 'user-connections:abc' is not cached: it expired 30s ago")
+    similar = message.split("similar keys:\n")[1]
+    assert "'user-connections:abc'" not in similar
+    assert "'user-connections:abd' (cached)" in similar
+
+
+def test_similar_keys_say_what_became_of_each_one(
+    cache: ConnectionCache[Any], clock: Clock
+) -> None:
+    cache.set("user-record:tok:1", 1, ttl=10)
+    cache.set("user-record:tok:2", 1, ttl=100)
+    cache.set("user-record:tok:3", 1, ttl=100)
+    cache.invalidate("user-record:tok:3")
+    clock.now = 15.0
+
+    message = failure(assert_cached, "user-record:tok:4", cache=cache)
+
+    similar = message.split("similar keys:\n")[1]
+    assert "'user-record:tok:1' (expired 5s ago, still stored)" in similar
+    assert "'user-record:tok:2' (cached)" in similar
+    assert "'user-record:tok:3' (was invalidated by invalidate() 15s ago)" in similar
+
+
 def test_assert_cached_says_when_nothing_is_similar(cache: ConnectionCache[Any]) -> None:
     cache.set("connection:1", 1)
 

@@ -24,7 +24,12 @@ CORE_FIGURES = {
     "bytes_per_entry_unbounded",
     "bytes_per_entry_bounded",
 }
-OVERHEAD_FIGURES = {"plugin_overhead_report"}
+OVERHEAD_FIGURES = {
+    "plugin_overhead_enabled",
+    "plugin_overhead_report",
+    "plugin_hit_get_report",
+    "plugin_hit_get_or_set_report",
+}
 REDIS_FIGURES = {"redis_get_hit", "redis_set", "redis_prefix_drop_vs_unlink"}
 
 
@@ -48,8 +53,6 @@ def test_quick_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
         "--quick",
         "--scale",
         "0.01",
-        "--overhead-by",
-        "cpu",
         "--json",
         str(output),
     )
@@ -80,6 +83,7 @@ def test_overhead_by_instructions_counts_every_configuration(tmp_path: Path) -> 
     output = tmp_path / "results.json"
     completed = run_benchmarks(
         "overhead",
+        "--quick",
         "--scale",
         "0.005",  # 10 tests: about half a minute under callgrind
         "--overhead-by",
@@ -97,7 +101,7 @@ def test_overhead_by_instructions_counts_every_configuration(tmp_path: Path) -> 
     counts = overhead["instructions"]
     assert len(counts) == 3
     assert all(count > 1_000_000 for count in counts.values())
-    (figure,) = overhead["figures"]
-    assert figure["unit"] == "instructions"
-    assert figure["ratio"] == figure["ours"] / figure["reference"]
+    # A second figure only: the verdicts stay on CPU time.
+    assert {figure["name"] for figure in overhead["figures"]} == OVERHEAD_FIGURES
+    assert all(figure["unit"] == "s" for figure in overhead["figures"])
     assert "instructions counted by callgrind" in completed.stdout

@@ -41,3 +41,50 @@ def test_using_the_cache_imports_no_test_tooling() -> None:
 def test_the_check_would_see_a_forbidden_import(module: str) -> None:
     # Guard: the subprocess check does notice these modules when they are imported.
     assert module in modules_after(f"import pytest_conncache, {module}")
+
+
+# What an in-memory cache never needs: asyncio (about 50 ms to import), the
+# Redis client and its helpers, the JSON and pickle serializers.
+NOT_FOR_MEMORY = ("asyncio", "json", "uuid", "concurrent.futures", "pickle", "redis")
+
+
+def modules_of_a_clean_import(statement: str) -> set[str]:
+    """``sys.modules`` after ``statement`` in a fresh interpreter that imports nothing else."""
+    code = f"import sys\n{statement}\nprint('\\n'.join(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    return set(done.stdout.split())
+
+
+def lazy_ones(loaded: set[str]) -> set[str]:
+    return {
+        module
+        for module in loaded
+        if any(module == name or module.startswith(name + ".") for name in NOT_FOR_MEMORY)
+    }
+
+
+def test_importing_the_package_imports_nothing_an_in_memory_cache_does_not_need() -> None:
+    assert lazy_ones(modules_of_a_clean_import("import pytest_conncache")) == set()
+
+
+def test_using_an_in_memory_cache_imports_none_of_them_either() -> None:
+    loaded = modules_of_a_clean_import(
+        "from pytest_conncache import ConnectionCache, cached, expect_cache, assert_cached\n"
+        "cache = ConnectionCache(max_entries=10)\n"
+        "@cache.cached(key='user:{user_id}')\n"
+        "def user(user_id: int) -> dict: return {'id': user_id}\n"
+        "with expect_cache(misses=1, sets=1, hits=1):\n"
+        "    user(1); user(1)\n"
+        "cache.get_or_set('k', list)\n"
+        "assert_cached('k', [], cache=cache)\n"
+        "cache.invalidate_pattern('^user:')\n"
+    )
+    assert lazy_ones(loaded) == set()
+
+
+@pytest.mark.parametrize("module", ["asyncio", "json", "concurrent.futures"])
+def test_the_laziness_check_would_see_them(module: str) -> None:
+    # Guard: the clean-import check does notice these modules when imported.
+    assert module in lazy_ones(modules_of_a_clean_import(f"import pytest_conncache, {module}"))

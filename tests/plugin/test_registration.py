@@ -86,7 +86,7 @@ def test_plugin_is_loaded_once_by_its_entry_point(pytester: pytest.Pytester) -> 
         def test_registered(request):
             manager = request.config.pluginmanager
             assert manager.get_plugin("conncache") is not None
-            assert manager.get_plugin("conncache-isolation") is not None
+            assert manager.get_plugin("conncache-tests") is not None
             assert manager.get_plugin("conncache-report") is None  # only with the report
         """
     )

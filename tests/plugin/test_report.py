@@ -235,3 +235,123 @@ def test_node_ids_cut_to_80_columns_never_print_the_same(
     assert len(labels) == 3, table
     assert len(set(labels)) == 3, table
     assert all(len(line) <= 80 for line in table), table
+
+
+EXPIRING_TESTS = """
+from pytest_conncache import ConnectionCache
+
+bounded = ConnectionCache(default_ttl=5, max_entries=10)
+
+def test_three_expire_unread(connection_cache, frozen_clock):
+    for n in range(3):
+        connection_cache.set(f"session:{n}", n, ttl=10)
+    connection_cache.set("session:long", 1, ttl=100)
+    frozen_clock.advance(11)
+
+def test_one_read_one_unread(connection_cache, frozen_clock):
+    bounded.set("a", 1)
+    bounded.set("b", 1)
+    frozen_clock.advance(6)
+    assert bounded.get("a") is None
+    assert connection_cache.stats.expirations == 0
+    assert bounded.stats.expirations == 1
+
+def test_nothing_expires(connection_cache, frozen_clock):
+    connection_cache.set("k", 1, ttl=10)
+    frozen_clock.advance(9)
+"""
+
+
+def test_expirations_count_every_ttl_that_ended_during_the_test(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_expiring=EXPIRING_TESTS)
+
+    result = pytester.runpytest_subprocess("--conncache-report-json=out.json", "-n", "2")
+
+    result.assert_outcomes(passed=3)
+    rows = {
+        row["nodeid"].split("::")[1]: row
+        for row in json.loads((pytester.path / "out.json").read_text())["tests"]
+    }
+    assert rows["test_three_expire_unread"]["expirations"] == 3
+    assert rows["test_one_read_one_unread"]["expirations"] == 2
+    assert rows["test_nothing_expires"]["expirations"] == 0
+
+
+FAMILY_TESTS = """
+def test_users(connection_cache):
+    connection_cache.get_or_set("user-connections:abc", list)
+    connection_cache.get_or_set("user-connections:abc", list)
+    connection_cache.set("user-record:abc:1", 1)
+
+def test_more_users(connection_cache):
+    connection_cache.get("user-connections:xyz")
+    connection_cache.set("user-record:xyz:1", 1)
+    connection_cache.invalidate("user-record:xyz:1")
+    connection_cache.set("plain", 1)
+"""
+
+
+def test_families_mode_groups_the_table_by_key_family(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_families=FAMILY_TESTS)
+    monkeypatch.setenv("COLUMNS", "120")
+
+    result = pytester.runpytest_subprocess("--conncache-report=families", "-n", "2")
+
+    result.assert_outcomes(passed=2)
+    result.stdout.re_match_lines(
+        [
+            r"=+ conncache report =+",
+            r"family\s+hits\s+misses\s+hit%\s+sets\s+inval\s+expired\s+evicted$",
+            r"plain\s+0\s+0\s+-\s+1\s+0\s+0\s+0$",
+            r"user-connections\s+1\s+2\s+33.3%\s+1\s+0\s+0\s+0$",
+            r"user-record\s+0\s+0\s+-\s+2\s+1\s+0\s+0$",
+            r"-+$",
+            r"TOTAL\s+1\s+2\s+33.3%\s+4\s+1\s+0\s+0$",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*test_families.py::test_users*")
+
+
+def test_the_bare_report_flag_does_not_swallow_a_test_path(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_families=FAMILY_TESTS, test_other="def test_other(): pass")
+
+    result = pytester.runpytest_subprocess("--conncache-report", "test_families.py")
+
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["test_families.py::test_users *"])
+
+
+def test_ini_report_families(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        """
+        [pytest]
+        asyncio_default_fixture_loop_scope = function
+        conncache_report = families
+        """
+    )
+    pytester.makepyfile(test_families=FAMILY_TESTS)
+
+    result = pytester.runpytest_subprocess()
+
+    result.stdout.fnmatch_lines(["family *", "user-connections *"])
+
+
+def test_a_bad_ini_report_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        """
+        [pytest]
+        conncache_report = by-family
+        """
+    )
+    pytester.makepyfile("def test_nothing(): pass")
+
+    result = pytester.runpytest_subprocess()
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*conncache_report must be true, false, tests or families, got 'by-family'*"]
+    )

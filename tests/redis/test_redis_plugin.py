@@ -169,3 +169,126 @@ def test_async_tests_on_function_scoped_loops_share_the_backend(
     )
     result = pytester.runpytest_subprocess(f"--conncache-backend={redis_server.url}", "-W", "error")
     result.assert_outcomes(passed=5)
+
+
+def test_a_server_that_does_not_answer_is_a_one_line_usage_error(
+    pytester: pytest.Pytester, own_redis_server: RedisServer
+) -> None:
+    url = own_redis_server.url
+    own_redis_server.stop()
+    pytester.makepyfile("def test_nothing(connection_cache): pass")
+
+    result = pytester.runpytest_subprocess(f"--conncache-backend={url}")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"ERROR: --conncache-backend={url}: Redis does not answer (*); start it, or run without*"]
+    )
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    result.stdout.no_fnmatch_line("*passed*")
+
+
+def test_a_namespace_that_could_not_be_dropped_is_never_reused(
+    pytester: pytest.Pytester, own_redis_server: RedisServer
+) -> None:
+    # The server refuses the plugin's drop after the first test (its default
+    # user may only PING); the second test must get a namespace of its own,
+    # and the run ends by naming the one left behind.
+    admin: redis.Redis = redis.Redis.from_url(own_redis_server.url)
+    admin.execute_command("ACL", "SETUSER", "admin", "on", ">secret", "~*", "&*", "+@all")
+    admin_url = own_redis_server.url.replace("redis://", "redis://admin:secret@")
+    pytester.makepyfile(
+        f"""
+        import redis
+
+        admin = redis.Redis.from_url({admin_url!r})
+        seen = []
+
+        def test_first(connection_cache):
+            seen.append(connection_cache.backend.namespace)
+            connection_cache.set("left-behind", 1)
+
+        def refuse_writes():
+            admin.execute_command("ACL", "SETUSER", "default", "-@all", "+ping", "+hello")
+
+        def allow_writes():
+            admin.execute_command("ACL", "SETUSER", "default", "+@all")
+
+        def test_second(connection_cache):
+            assert connection_cache.backend.namespace != seen[0]
+            assert connection_cache.get("left-behind") is None
+            connection_cache.set("fresh", 2)
+            assert connection_cache.keys() == ["fresh"]
+        """
+    )
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.hookimpl(wrapper=True)
+        def pytest_runtest_teardown(item):
+            # Around the plugin's drop of the test's namespace, which runs
+            # after every fixture finalizer.
+            if item.name != "test_first":
+                return (yield)
+            item.module.refuse_writes()
+            try:
+                return (yield)
+            finally:
+                item.module.allow_writes()
+        """
+    )
+
+    result = pytester.runpytest_subprocess(
+        f"--conncache-backend={own_redis_server.url}", "-p", "no:randomly"
+    )
+
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "conncache: 1 test namespace(s) could not be dropped and stay on "
+            f"{own_redis_server.url}: conncache-test-*-1"
+        ]
+    )
+    left = [key.decode() for key in admin.scan_iter(match="conncache-test-*")]
+    assert any(key.endswith("-1:left-behind") for key in left), left
+    admin.close()
+
+
+def test_moving_the_singleton_off_the_test_namespace_warns_and_is_undone(
+    pytester: pytest.Pytester, redis_server: RedisServer
+) -> None:
+    pytester.makepyfile(
+        f"""
+        from pytest_conncache import RedisBackend, connection_cache
+
+        def start_app():
+            connection_cache.use_backend(
+                RedisBackend.from_url({redis_server.url!r}, namespace="myapp-guard-test")
+            )
+
+        def test_app_moves_it(connection_cache):
+            start_app()
+            connection_cache.set("user:1", "app data")
+
+        def test_back_on_a_test_namespace(connection_cache):
+            assert connection_cache.backend.namespace.startswith("conncache-test-")
+            assert connection_cache.get("user:1") is None
+        """
+    )
+
+    result = pytester.runpytest_subprocess(
+        f"--conncache-backend={redis_server.url}", "-p", "no:randomly"
+    )
+
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*.py:4: ConncacheWarning: connection_cache.use_backend() moved the shared cache to "
+            "*myapp-guard-test* during *test_app_moves_it*The plugin put it back on the "
+            "test's own namespace*skip the app's use_backend() call in tests*"
+        ]
+    )
+    client: redis.Redis = redis.Redis.from_url(redis_server.url)
+    client.delete(*client.keys("myapp-guard-test*"))
+    client.close()
