@@ -119,7 +119,9 @@ class ConnectionCache(CacheAside[V]):
         store: Store = (
             MemoryStore(self._max_entries)
             if backend is None
-            else backend.open_store(max_entries=self._max_entries)
+            else backend.open_store(
+                max_entries=self._max_entries, count_near_hit=self._counters.near_hits.__next__
+            )
         )
         with self._lock:
             old, self._store, self._backend = self._store, store, backend

@@ -17,6 +17,7 @@ changed, on every store.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -225,7 +226,12 @@ class CacheCore(Generic[V]):
         """An event to the plugin's ring and to observers (under the lock when hooked)."""
         ring = observers.ring
         if ring is not None:
-            ring.append((self, kind, key, self._clock.read() if now is None else now, detail))
+            if now is None:
+                # The operation read no clock (a miss). A default clock has no
+                # side effects to read; an injected one is left alone (NaN:
+                # the events section shows the cache's previous time).
+                now = self._clock.read() if self._fixed_clock is None else math.nan
+            ring.append((self, kind, key, now, detail))
         if observers.hooked:
             hook = observers.hook
             if kind == "invalidation":

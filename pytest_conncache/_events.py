@@ -38,13 +38,18 @@ def section(
     names = {id(event[0]): _name(event[0]) for event in listed}
     width = max(len(name) for name in names.values())
     first: dict[int, float] = {}
+    last: dict[int, float] = {}
     lines = []
     for cache, kind, key, now, detail in listed:
+        about = ""
+        if math.isnan(now) and id(cache) in last:
+            # An injected clock the operation did not read: about its last time.
+            now, about = last[id(cache)], "~"
+        last[id(cache)] = now
         base = _base(cache, now, starts, first)
         where = f"{names[id(cache)]:<{width}}  " if len(names) > 1 else ""
-        lines.append(
-            f"{_offset(now - base):>10}  {where}{kind:<12} {key!r:.120}{_detail(kind, detail)}"
-        )
+        offset = about + _offset(now - base)
+        lines.append(f"{offset:>10}  {where}{kind:<12} {key!r:.120}{_detail(kind, detail)}")
     shown = f"the last {len(listed)} of {total}" if total > len(listed) else f"{len(listed)}"
     clock = "on the frozen clock" if frozen else "since the test started"
     return f"{shown} cache events, times {clock}:\n" + "\n".join(lines)

@@ -199,6 +199,11 @@ class RedisBackend:
     raise, because a stale entry left behind silently is worse than an
     error. Peeks (``has``, ``in``, ``keys``, ``size``, ``ttl_remaining``)
     always raise.
+
+    ``near_cache``: keep a copy of what this process reads in front of the
+    server, kept coherent by Redis (see ``_near``): a hit on it costs memory
+    time. ``near_max_entries`` bounds the copy (default 10,000; the oldest
+    entries go first).
     """
 
     def __init__(
@@ -215,6 +220,8 @@ class RedisBackend:
         scan_batch: int = 1000,
         async_client_factory: AsyncClientFactory | None = None,
         connections: RedisConnections | None = None,
+        near_cache: bool = False,
+        near_max_entries: int | None = None,
     ) -> None:
         if client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ValueError("client must return bytes: create it with decode_responses=False")
@@ -229,7 +236,21 @@ class RedisBackend:
             raise ValueError(
                 f"scan_batch must be a positive int, got {_validate.shown(scan_batch)}"
             )
+        if not isinstance(near_cache, bool):
+            raise TypeError(f"near_cache must be True or False, got {_validate.shown(near_cache)}")
+        if near_max_entries is not None and (
+            isinstance(near_max_entries, bool)
+            or not isinstance(near_max_entries, int)
+            or near_max_entries < 1
+        ):
+            raise ValueError(
+                f"near_max_entries must be a positive int, got {_validate.shown(near_max_entries)}"
+            )
+        if near_max_entries is not None and not near_cache:
+            raise ValueError("near_max_entries needs near_cache=True")
         self.namespace = _namespace(namespace)
+        self.near_cache = near_cache
+        self.near_max_entries = near_max_entries
         self.serializer = serializer
         self.cross_process_lock = cross_process_lock
         self.lock_timeout = _validate.seconds(lock_timeout, "lock_timeout")
@@ -252,6 +273,8 @@ class RedisBackend:
             "fail_open_reads": fail_open_reads,
             "fail_open_invalidations": fail_open_invalidations,
             "scan_batch": scan_batch,
+            "near_cache": near_cache,
+            "near_max_entries": near_max_entries,
         }
 
     @classmethod
@@ -266,7 +289,10 @@ class RedisBackend:
         request one timeout at most, and reads fail at once after that (see
         ``Outage``). Unknown keywords are refused, naming the ones known.
         """
+        url, from_query = _own_query_options(url)
         own = {name: options.pop(name) for name in _OWN_OPTIONS if name in options}
+        for name, value in from_query.items():
+            own.setdefault(name, value)
         options.setdefault("socket_connect_timeout", 0.5)
         options.setdefault("socket_timeout", 1.0)
         retries = options.pop("retry", None)
@@ -308,16 +334,35 @@ class RedisBackend:
             self.client, namespace=namespace, connections=self.connections, **self._options
         )
 
-    def open_store(self, *, max_entries: int | None) -> Store:
+    def open_store(
+        self, *, max_entries: int | None, count_near_hit: Callable[[], object] | None = None
+    ) -> Store:
         """The store a ``ConnectionCache`` keeps its entries in (``use_backend`` calls it)."""
         if max_entries is not None:
             raise ValueError(
                 "max_entries is not supported on Redis: bound memory with the server's "
-                "maxmemory and maxmemory-policy instead"
+                "maxmemory and maxmemory-policy instead (and a near cache with "
+                "near_max_entries)"
             )
         from ._redis_store import RedisStore
 
-        return RedisStore(self).open()
+        store = RedisStore(self).open()
+        if not self.near_cache:
+            return store
+        from ._near import DEFAULT_MAX_ENTRIES, NearStore
+
+        pool = self.client.connection_pool
+        settings = {**pool.connection_kwargs, "protocol": 2}  # RESP2: redirect + SUBSCRIBE
+        for resp3_only in ("cache", "cache_config", "maint_notifications_config"):
+            settings.pop(resp3_only, None)
+        return NearStore(
+            store,
+            max_entries=self.near_max_entries or DEFAULT_MAX_ENTRIES,
+            count_near_hit=count_near_hit or _nothing,
+            connect=lambda: pool.connection_class(**settings),
+            prefix=self.prefix,
+            where=self.connections.outage.where,
+        ).open()
 
     def drop_namespace(self) -> int:
         """Delete every key of this namespace, its index and stamps included; how many.
@@ -367,6 +412,38 @@ def _async_twin(client: redis.Redis) -> redis.asyncio.Redis:
     )
 
 
+def _nothing() -> None:
+    return None
+
+
+def _own_query_options(url: str) -> tuple[str, dict[str, Any]]:
+    """``url`` without the query options redis-py does not know (``near_cache=1``,
+    ``near_max_entries=N``), and those options, parsed."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not parts.query:
+        return url, {}
+    kept: list[tuple[str, str]] = []
+    own: dict[str, Any] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name == "near_cache":
+            flag = value.strip().lower()
+            if flag not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError(f"near_cache in the URL must be 1 or 0, got {value!r:.40}")
+            own[name] = flag in ("1", "true", "yes", "on")
+        elif name == "near_max_entries":
+            try:
+                own[name] = int(value)
+            except ValueError:
+                raise ValueError(
+                    f"near_max_entries in the URL must be an int, got {value!r:.40}"
+                ) from None
+        else:
+            kept.append((name, value))
+    return urlunsplit(parts._replace(query=urlencode(kept))), own
+
+
 _OWN_OPTIONS = (
     "serializer",
     "cross_process_lock",
@@ -376,4 +453,6 @@ _OWN_OPTIONS = (
     "fail_open_invalidations",
     "scan_batch",
     "async_client_factory",
+    "near_cache",
+    "near_max_entries",
 )

@@ -268,7 +268,12 @@ class Store(Protocol):
 class Backend(Protocol):
     """Something ``ConnectionCache.use_backend`` accepts: it opens a store for a cache."""
 
-    def open_store(self, *, max_entries: int | None) -> Store: ...
+    def open_store(
+        self, *, max_entries: int | None, count_near_hit: Callable[[], object] | None = None
+    ) -> Store:
+        """A store for one cache. ``count_near_hit``: what a store that answers some
+        lookups from a copy in this process calls for each (``stats.near_hits``)."""
+        ...
 
     def close(self) -> None:
         """Release the backend's connections (at a service's shutdown)."""

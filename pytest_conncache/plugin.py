@@ -96,6 +96,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="fail a test that stores a value Redis would give back changed, or mutates "
         "a value it got from an in-memory cache (production parity)",
     )
+    group.addoption(
+        "--no-conncache-strict",
+        action="store_false",
+        dest="conncache_strict",
+        help="turn the strict checks off even where the ini file turns them on",
+    )
     parser.addini(
         "conncache_backend",
         default="",

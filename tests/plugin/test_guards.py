@@ -18,7 +18,7 @@ def test_moving_the_singleton_in_a_test_warns_at_the_call_and_is_undone(
         class PretendBackend:
             # What an app hands use_backend at start-up: any Backend works,
             # here the store of another in-memory cache stands in for Redis.
-            def open_store(self, max_entries=None):
+            def open_store(self, max_entries=None, count_near_hit=None):
                 from pytest_conncache._memory import MemoryStore
                 return MemoryStore(max_entries)
 
@@ -62,7 +62,7 @@ def test_moving_the_singleton_at_import_warns_before_the_first_test(
         from pytest_conncache import ConnectionCache, connection_cache
 
         class PretendBackend:
-            def open_store(self, max_entries=None):
+            def open_store(self, max_entries=None, count_near_hit=None):
                 from pytest_conncache._memory import MemoryStore
                 return MemoryStore(max_entries)
 
@@ -96,7 +96,7 @@ def test_a_fixture_that_moves_the_cache_back_raises_no_warning(pytester: pytest.
         from pytest_conncache import connection_cache
 
         class PretendBackend:
-            def open_store(self, max_entries=None):
+            def open_store(self, max_entries=None, count_near_hit=None):
                 from pytest_conncache._memory import MemoryStore
                 return MemoryStore(max_entries)
 
