@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_async, bench_redis, bench_tags, core, plugin_overhead
+from benchmarks import bench_async, bench_near, bench_redis, bench_tags, core, plugin_overhead
 from tests.redis_server import redis_server_binary
 
 
@@ -27,7 +27,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "what",
         nargs="?",
-        choices=("all", "core", "overhead", "redis", "async", "tags"),
+        choices=("all", "core", "overhead", "redis", "async", "tags", "near"),
         default="all",
         help="which benchmarks to run (default: all)",
     )
@@ -105,6 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures += result["async"]["figures"]
         print("The awaitable API and batch operations, against raw redis-py, on a throwaway server")
         print(bench_async.format_report(result["async"]))
+        print()
+
+    if args.what == "near" or (args.what == "all" and redis_server_binary() is not None):
+        result["near"] = bench_near.run(args.quick, _progress)
+        figures += result["near"]["figures"]
+        print("The near cache on a throwaway redis-server, with real second processes")
+        print(bench_near.format_report(result["near"]))
         print()
 
     if args.quick or args.scale != 1.0:

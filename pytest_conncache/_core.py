@@ -130,7 +130,7 @@ class CacheCore(Generic[V]):
                     if ring is not None:
                         ring.append((self, "hit", key, now, None))
                     if observers.hooked:
-                        self._count_hit(key, now, recorded=True)
+                        self._count_hit(key, now, recorded=ring is not None)
                         return value
                 next(self._hits)
                 return value
@@ -151,9 +151,14 @@ class CacheCore(Generic[V]):
         now = self._clock.read()
         if now < entry.expires_at and value is not RETIRED:
             if observers.active:
-                self._count_hit(key, now)
-            else:
-                next(self._hits)
+                # _count_hit inlined, as in _read: the plugin records every hit
+                ring = observers.ring
+                if ring is not None:
+                    ring.append((self, "hit", key, now, None))
+                if observers.hooked:
+                    self._count_hit(key, now, recorded=ring is not None)
+                    return value
+            next(self._hits)
             return value
         return MISSING
 

@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from ._clock import default_clock, default_wall_clock
+from ._clock import DefaultClock
 from ._singleton import connection_cache
 
 # How many events a failed test's report shows at most (the most recent).
@@ -56,9 +56,10 @@ def section(
 
 
 def _base(cache: Any, now: float, starts: dict[int, float], first: dict[int, float]) -> float:
-    holder = cache.clock
-    if holder is default_clock or holder is default_wall_clock:
-        return starts.get(id(holder), now)
+    if isinstance(cache.clock, DefaultClock) and starts:
+        # On a default clock: the one whose start is nearest (a cache may have
+        # moved between the monotonic and the wall clock since the event).
+        return min(starts.values(), key=lambda start: abs(now - start))
     return first.setdefault(id(cache), now)
 
 

@@ -31,6 +31,13 @@ OVERHEAD_FIGURES = {
     "plugin_hit_get_or_set_report",
 }
 REDIS_FIGURES = {"redis_get_hit", "redis_set", "redis_prefix_drop_vs_unlink"}
+NEAR_FIGURES = {
+    "near_hit_vs_memory_hit",
+    "plain_redis_hit_vs_near_hit",
+    "near_propagation_p99",
+    "near_staleness_vs_bound",
+    "near_stale_writes",
+}
 
 
 def run_benchmarks(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -62,14 +69,14 @@ def test_quick_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
     parts = ["core", "overhead"]
     expected = CORE_FIGURES | OVERHEAD_FIGURES
     if redis_server_binary() is not None:  # always so in CI: .ci/run installs it
-        parts.append("redis")
-        expected |= REDIS_FIGURES
+        parts += ["redis", "near"]
+        expected |= REDIS_FIGURES | NEAR_FIGURES
     else:
         assert "no redis-server installed" in completed.stdout
     figures = {figure["name"]: figure for part in parts for figure in results[part]["figures"]}
     assert set(figures) == expected
     for figure in figures.values():
-        assert figure["ours"] > 0
+        assert figure["ours"] > 0 or figure["name"] == "near_stale_writes"
         assert figure["reference"] > 0
         assert math.isfinite(figure["ratio"])
         assert isinstance(figure["passed"], bool)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, command
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -24,15 +24,16 @@ def pytester(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+@pytest.mark.parametrize("options", ["", "?near_cache=1"], ids=["plain", "near-cache"])
 def test_the_examples_pass_on_redis_with_the_same_report(
-    pytester: pytest.Pytester, redis_server: RedisServer
+    pytester: pytest.Pytester, redis_server: RedisServer, options: str
 ) -> None:
     for path in EXAMPLES.glob("*.py"):
         pytester.makepyfile(**{path.stem: path.read_text()})
 
     memory = pytester.runpytest_subprocess("--conncache-report-json=memory.json")
     on_redis = pytester.runpytest_subprocess(
-        f"--conncache-backend={redis_server.url}",
+        f"--conncache-backend={redis_server.url}{options}",
         "--conncache-report",
         "--conncache-report-json=redis.json",
     )
@@ -195,7 +196,7 @@ def test_a_namespace_that_could_not_be_dropped_is_never_reused(
     # user may only PING); the second test must get a namespace of its own,
     # and the run ends by naming the one left behind.
     admin: redis.Redis = redis.Redis.from_url(own_redis_server.url)
-    admin.execute_command("ACL", "SETUSER", "admin", "on", ">secret", "~*", "&*", "+@all")
+    command(admin, "ACL", "SETUSER", "admin", "on", ">secret", "~*", "&*", "+@all")
     admin_url = own_redis_server.url.replace("redis://", "redis://admin:secret@")
     pytester.makepyfile(
         f"""
