@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.core import Figure
+from benchmarks.core import Figure, figure_lines
 from pytest_conncache import ConnectionCache, RedisBackend
 from tests.redis_server import RedisServer, redis_server_binary
 
@@ -142,6 +142,22 @@ def _process(code: str, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def _stop(*processes: subprocess.Popen[str]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+
+
+def _release(cache: ConnectionCache[Any], drop: bool) -> None:
+    """Back to memory; close the backend (dropping its namespace first with ``drop``)."""
+    backend = cache.backend
+    cache.use_backend(None)
+    if isinstance(backend, RedisBackend):
+        if drop:
+            backend.drop_namespace()
+        backend.close()
+
+
 # Process B: holds the key in its near copy, then reports when its copy stops
 # serving it, on the system-wide monotonic clock (comparable across processes).
 _READER = """
@@ -195,12 +211,8 @@ def _propagation(server: RedisServer, rounds: int, busy: bool) -> list[float]:
         reader.stdin.write("quit\n")
         reader.wait(30)
     finally:
-        if reader.poll() is None:
-            reader.kill()
-        backend = writer.backend
-        writer.use_backend(None)
-        if isinstance(backend, RedisBackend):
-            backend.close()
+        _stop(reader)
+        _release(writer, drop=False)
     return delays
 
 
@@ -264,9 +276,7 @@ def _checker(server: RedisServer, versions: int) -> tuple[float, int, int]:
         writer.wait(30)
         reader.wait(30)
     finally:
-        for process in (writer, reader):
-            if process.poll() is None:
-                process.kill()
+        _stop(writer, reader)
     worst = 0
     for now, value in reads:
         newer = written.get(value + 1)  # when the next version's set returned
@@ -315,13 +325,8 @@ def _stale_writes(server: RedisServer, races: int) -> int:
         racer.stdin.write("quit\n")
         racer.wait(30)
     finally:
-        if racer.poll() is None:
-            racer.kill()
-        backend = cache.backend
-        cache.use_backend(None)
-        if isinstance(backend, RedisBackend):
-            backend.drop_namespace()
-            backend.close()
+        _stop(racer)
+        _release(cache, drop=True)
     return stale
 
 
@@ -406,13 +411,7 @@ def run(quick: bool, progress: Callable[[str], None] = lambda _: None) -> dict[s
 
 
 def format_report(result: dict[str, Any]) -> str:
-    lines = [f"  {'figure':<60}{'ours':>11}{'reference':>12}{'ratio':>8}  target"]
-    for f in result["figures"]:
-        verdict = "PASS" if f["passed"] else "FAIL"
-        lines.append(
-            f"  {f['label']:<60}{f['ours']:>9.2f}{f['unit']:>2}{f['reference']:>10.2f}"
-            f"{f['unit']:>2}{f['ratio']:>8.2f}  {f['target']} {verdict}"
-        )
+    lines = figure_lines(result["figures"], 60, 2)
     for name, (low, median, high) in result["hit_ratio_spreads"].items():
         lines.append(f"  {name}: median {median:.2f} over the rounds [{low:.2f} - {high:.2f}]")
     for name, p in result["propagation_ms"].items():

@@ -130,7 +130,7 @@ class CacheCore(Generic[V]):
                     if ring is not None:
                         ring.append((self, "hit", key, now, None))
                     if observers.hooked:
-                        self._count_hit(key, now, recorded=ring is not None)
+                        self._count_hit(key, now, recorded=ring is not None, value=value)
                         return value
                 next(self._hits)
                 return value
@@ -156,7 +156,7 @@ class CacheCore(Generic[V]):
                 if ring is not None:
                     ring.append((self, "hit", key, now, None))
                 if observers.hooked:
-                    self._count_hit(key, now, recorded=ring is not None)
+                    self._count_hit(key, now, recorded=ring is not None, value=value)
                     return value
             next(self._hits)
             return value
@@ -227,7 +227,9 @@ class CacheCore(Generic[V]):
 
     # -- counting and notifying (each under the lock) ------------------------------------
 
-    def _tell(self, kind: str, key: str, now: float | None, detail: Any = None) -> None:
+    def _tell(
+        self, kind: str, key: str, now: float | None, detail: Any = None, value: Any = None
+    ) -> None:
         """An event to the plugin's ring and to observers (under the lock when hooked)."""
         ring = observers.ring
         if ring is not None:
@@ -242,7 +244,7 @@ class CacheCore(Generic[V]):
             if kind == "invalidation":
                 hook.conncache_invalidation(cache=self, key=key, how=detail)
             elif kind == "set":
-                hook.conncache_set(cache=self, key=key)
+                hook.conncache_set(cache=self, key=key, value=value)
             elif kind == "expiration":
                 hook.conncache_expiration(cache=self, key=key)
             elif kind == "eviction":
@@ -250,18 +252,20 @@ class CacheCore(Generic[V]):
             elif kind == "miss":
                 hook.conncache_miss(cache=self, key=key)
             else:
-                hook.conncache_hit(cache=self, key=key)
+                hook.conncache_hit(cache=self, key=key, value=value)
 
-    def _count_hit(self, key: str, now: float | None = None, recorded: bool = False) -> None:
+    def _count_hit(
+        self, key: str, now: float | None = None, recorded: bool = False, value: Any = None
+    ) -> None:
         if not observers.active:
             next(self._hits)
             return
         with self._lock:
             next(self._hits)
             if recorded:  # the ring has it already (see _read)
-                observers.hook.conncache_hit(cache=self, key=key)
+                observers.hook.conncache_hit(cache=self, key=key, value=value)
             else:
-                self._tell("hit", key, now)
+                self._tell("hit", key, now, value=value)
 
     def _count_miss(self, key: str) -> None:
         if not observers.active:
@@ -272,7 +276,7 @@ class CacheCore(Generic[V]):
             self._tell("miss", key, None)
 
     def _count_set(
-        self, key: str, displaced: list[Displaced], now: float, ttl: float = 0.0
+        self, key: str, displaced: list[Displaced], now: float, ttl: float = 0.0, value: Any = None
     ) -> None:
         if not (displaced or self._removed or observers.active):
             next(self._sets)  # the hot path: nothing else to record
@@ -284,14 +288,14 @@ class CacheCore(Generic[V]):
             if self._removed:
                 self._removed.forget(key)
             if observers.active:
-                self._tell("set", key, now, ttl)
+                self._tell("set", key, now, ttl, value)
 
     def _count_sets(self, entries: Sequence[Entry], displaced: list[Displaced], now: float) -> None:
         with self._lock:
             if displaced:
                 self._count_displaced(displaced, now)
             for entry in entries:
-                self._count_set(entry.key, [], now, entry.ttl)
+                self._count_set(entry.key, [], now, entry.ttl, entry.value)
 
     def _count_displaced(self, displaced: list[Displaced], now: float) -> None:
         """Under the lock: entries a bounded store pushed out to make room."""

@@ -41,6 +41,7 @@ import contextlib
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -79,12 +80,14 @@ class Invalidations:
     ``epoch``: bumped on every change of ``up``, so that a read that began
     before a reconnection keeps nothing. ``on_keys(names)`` is called with
     the key names of each message (None: everything) and ``on_down()``
-    whenever the channel goes down; both run on the channel's thread.
+    whenever the channel goes down; both run on the channel's thread, and
+    are held weakly: the thread ends when the store they belong to is gone.
+    ``first_error``: why the first attempt failed, if it did.
     """
 
     def __init__(
         self,
-        connect: Callable[[], Connection],
+        connect: Callable[[], Any],
         prefix: str,
         on_keys: Callable[[list[bytes] | None], None],
         on_down: Callable[[], None],
@@ -92,11 +95,13 @@ class Invalidations:
     ) -> None:
         self.up = False
         self.epoch = 0
+        self.first_error: BaseException | None = None
         self._connect = connect
         self._prefix = prefix
-        self._on_keys = on_keys
-        self._on_down = on_down
+        self._on_keys = weakref.WeakMethod(on_keys)
+        self._on_down = weakref.WeakMethod(on_down)
         self._where = where
+        self._warned = False  # a "down" warning waits for its "back"
         self._closed = threading.Event()
         self._ready = threading.Event()
         self._connection: Connection | None = None
@@ -105,7 +110,7 @@ class Invalidations:
         )
 
     def start(self, wait: float) -> None:
-        """Start the thread; wait up to ``wait`` seconds for the channel to come up."""
+        """Start the thread; wait up to ``wait`` seconds for its first attempt to end."""
         self._thread.start()
         self._ready.wait(wait)
 
@@ -120,16 +125,17 @@ class Invalidations:
 
     def _serve(self) -> None:
         delay = RETRY_FIRST
-        failures = 0
-        while not self._closed.is_set():
+        first = True
+        while not self._closed.is_set() and self._on_keys() is not None:
             try:
                 self._listen()
-                delay, failures = RETRY_FIRST, 0
             except Exception as error:
                 if self._closed.is_set():
                     break
-                failures += 1
-                if failures == 1:
+                if first:
+                    self.first_error = error
+                if not self._warned:
+                    self._warned = True
                     log.warning(
                         "near cache of %r at %s: invalidation channel down (%s: %s); the "
                         "near copy is bypassed until it is back",
@@ -139,13 +145,23 @@ class Invalidations:
                         error,
                     )
             finally:
+                was_up = self.up
                 self._went_down()
+            first = False
             self._ready.set()  # a start() waiting for a server that is down gives up
+            if was_up:
+                delay = RETRY_FIRST  # it had been up: a new outage
             self._closed.wait(delay)
             delay = min(delay * 2, RETRY_MAX)
 
+    def _tell_keys(self, names: list[bytes] | None) -> None:
+        handler = self._on_keys()
+        if handler is not None:
+            handler(names)
+
     def _listen(self) -> None:
-        connection = self._connection = self._connect()
+        connection: Connection = self._connect()
+        self._connection = connection
         connection.connect()
         connection.send_command("CLIENT", "ID")
         own_id = connection.read_response()
@@ -156,11 +172,15 @@ class Invalidations:
         connection.send_command("SUBSCRIBE", CHANNEL)
         connection.read_response()
         # Anything kept before now was kept while no message could arrive.
-        self._on_keys(None)
+        self._tell_keys(None)
         self.epoch += 1
         self.up = True
         self._ready.set()
-        log.debug("near cache of %r at %s: invalidation channel up", self._prefix, self._where)
+        if self._warned:
+            self._warned = False
+            log.warning(
+                "near cache of %r at %s: invalidation channel back", self._prefix, self._where
+            )
         heard = time.monotonic()
         pinged: float | None = None
         while not self._closed.is_set():
@@ -170,8 +190,10 @@ class Invalidations:
                 pinged = None
                 if isinstance(message, list) and len(message) == 3 and message[1] == CHANNEL:
                     names = message[2]
-                    self._on_keys(names if isinstance(names, list) else None)
+                    self._tell_keys(names if isinstance(names, list) else None)
                 continue
+            if self._on_keys() is None:
+                return  # the store is gone
             now = time.monotonic()
             if pinged is not None and now - pinged > HEALTH_TIMEOUT:
                 raise TimeoutError(f"no answer to PING within {HEALTH_TIMEOUT:g} s")
@@ -180,11 +202,11 @@ class Invalidations:
                 pinged = now
 
     def _went_down(self) -> None:
-        if self.up:
-            log.debug("near cache of %r at %s: channel down", self._prefix, self._where)
         self.up = False
         self.epoch += 1
-        self._on_down()
+        handler = self._on_down()
+        if handler is not None:
+            handler()
         connection, self._connection = self._connection, None
         if connection is not None:
             with contextlib.suppress(Exception):  # it is gone either way
@@ -206,7 +228,7 @@ class NearStore:
         *,
         max_entries: int,
         count_near_hit: Callable[[], object],
-        connect: Callable[[], Connection],
+        connect: Callable[[], Any],
         prefix: str,
         where: str,
     ) -> None:
@@ -226,7 +248,24 @@ class NearStore:
         self.channel = Invalidations(connect, prefix, self._invalidated, self._emptied, where)
 
     def open(self, wait: float = 1.0) -> NearStore:
+        """Start the channel. A first attempt that fails for any reason but an outage (no
+        permission for CLIENT TRACKING or SUBSCRIBE, a wrong password) raises: a near
+        cache that could never come up must not look like one that is on."""
         self.channel.start(wait)
+        error = self.channel.first_error
+        if error is not None and self.inner.fault_kind(error) != "unreachable":
+            self.close()
+            message = (
+                f"near cache: the invalidation channel cannot start ({error}); it needs "
+                "CLIENT ID, CLIENT TRACKING and SUBSCRIBE on __redis__:invalidate"
+            )
+            try:
+                refusal = type(error)(message)
+            except Exception:
+                refusal = RuntimeError(message)
+            raise refusal from error
+        # Closed when the store is collected (a cache dropped without use_backend(None)).
+        weakref.finalize(self, self.channel.close)
         return self
 
     # -- the channel's callbacks (its thread) ------------------------------------------
@@ -409,8 +448,8 @@ class NearStore:
     async def asize(self) -> int:
         return await self.inner.asize()
 
-    def expiring(self, after: float, until: float) -> int:
-        return self.inner.expiring(after, until)
+    def expired_keys(self, after: float, until: float) -> list[str]:
+        return self.inner.expired_keys(after, until)
 
     # -- writes and removals: the server first, then the copy forgets the keys ----------------
 

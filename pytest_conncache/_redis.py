@@ -127,6 +127,8 @@ class RedisConnections:
         kwargs = client.connection_pool.connection_kwargs
         where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
         self.outage = Outage(f"{where}/{kwargs.get('db', 0)}")
+        # The near stores opened on these connections: closed with them.
+        self.near_stores: weakref.WeakSet[Any] = weakref.WeakSet()
         self._lock = threading.Lock()
         # id(loop) -> (weak loop, client, the async generator that closes it)
         self._async: dict[int, tuple[weakref.ref[Any], redis.asyncio.Redis, Any]] = {}
@@ -154,7 +156,10 @@ class RedisConnections:
                 del self._async[loop_id]
 
     def close(self) -> None:
-        """Close the sync client; asyncio clients close with their loops."""
+        """Close the sync client and every near store's channel; asyncio clients close
+        with their loops."""
+        for near in list(self.near_stores):
+            near.close()
         self.client.close()
         with self._lock:
             self._async.clear()
@@ -351,18 +356,26 @@ class RedisBackend:
             return store
         from ._near import DEFAULT_MAX_ENTRIES, NearStore
 
+        near = NearStore(
+            store,
+            max_entries=self.near_max_entries or DEFAULT_MAX_ENTRIES,
+            count_near_hit=count_near_hit or _nothing,
+            connect=self.channel_connection,
+            prefix=self.prefix,
+            where=self.connections.outage.where,
+        )
+        self.connections.near_stores.add(near.open())
+        return near
+
+    def channel_connection(self) -> redis.Connection:
+        """A new, unconnected RESP2 connection to this backend's server, outside the
+        pool: what a near cache's invalidation channel listens on."""
         pool = self.client.connection_pool
         settings = {**pool.connection_kwargs, "protocol": 2}  # RESP2: redirect + SUBSCRIBE
         for resp3_only in ("cache", "cache_config", "maint_notifications_config"):
             settings.pop(resp3_only, None)
-        return NearStore(
-            store,
-            max_entries=self.near_max_entries or DEFAULT_MAX_ENTRIES,
-            count_near_hit=count_near_hit or _nothing,
-            connect=lambda: pool.connection_class(**settings),
-            prefix=self.prefix,
-            where=self.connections.outage.where,
-        ).open()
+        connection: redis.Connection = pool.connection_class(**settings)
+        return connection
 
     def drop_namespace(self) -> int:
         """Delete every key of this namespace, its index and stamps included; how many.
@@ -382,7 +395,10 @@ class RedisBackend:
         self.connections.close()
 
     def __repr__(self) -> str:
-        return f"<RedisBackend namespace={self.namespace!r} at {self.connections.outage.where}>"
+        near = " near_cache" if self.near_cache else ""
+        return (
+            f"<RedisBackend namespace={self.namespace!r} at {self.connections.outage.where}{near}>"
+        )
 
 
 def _namespace(value: object) -> str:

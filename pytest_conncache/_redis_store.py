@@ -262,19 +262,20 @@ class RedisStore:
         skip = len(self._prefix)
         return sorted(name.decode()[skip:] for name in names)
 
-    def _plan_expiring(self, after: float, until: float) -> Plan[int]:
-        found = 0
+    def _plan_expired_keys(self, after: float, until: float) -> Plan[list[str]]:
+        found: list[str] = []
+        skip = len(self._prefix)
 
-        def count(page: list[bytes]) -> Plan[None]:
-            nonlocal found
-            for raw in (yield Call(("MGET", *page))):
+        def collect(page: list[bytes]) -> Plan[None]:
+            for name, raw in zip(page, (yield Call(("MGET", *page))), strict=True):
                 try:
                     expires_at = decode(raw)[1] if raw is not None else math.nan
                 except ValueError:
                     continue  # not ours
-                found += after < expires_at <= until
+                if after < expires_at <= until:
+                    found.append(name.decode()[skip:])
 
-        yield from self._plan_each_page(count)
+        yield from self._plan_each_page(collect)
         return found
 
     def _plan_size(self) -> Plan[int]:
@@ -560,8 +561,8 @@ class RedisStore:
     def size(self) -> int:
         return self._run(self._plan_size())
 
-    def expiring(self, after: float, until: float) -> int:
-        return self._run(self._plan_expiring(after, until))
+    def expired_keys(self, after: float, until: float) -> list[str]:
+        return self._run(self._plan_expired_keys(after, until))
 
     async def asize(self) -> int:
         return await self._arun(self._plan_size())

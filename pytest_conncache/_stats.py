@@ -90,7 +90,7 @@ class Counters:
             self.errors,
             self.near_hits,
         )
-        return tuple(int(repr(c)[6:-1]) for c in counters)  # repr is "count(17)"
+        return tuple([int(repr(c)[6:-1]) for c in counters])  # repr is "count(17)"
 
     def since_reset(self) -> tuple[int, ...]:
         return tuple(now - then for now, then in zip(self.values(), self.baseline, strict=True))

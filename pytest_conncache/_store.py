@@ -140,8 +140,9 @@ class Store(Protocol):
 
     def size(self) -> int: ...
 
-    def expiring(self, after: float, until: float) -> int:
-        """How many stored entries expire in ``(after, until]`` (the plugin's report)."""
+    def expired_keys(self, after: float, until: float) -> list[str]:
+        """The keys of stored entries whose expiry lies in ``(after, until]`` (the
+        plugin's report: entries that expired during a test and nobody removed)."""
         ...
 
     # -- writes --------------------------------------------------------------

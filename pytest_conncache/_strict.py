@@ -4,15 +4,18 @@ An in-memory cache keeps the very objects it is given; on Redis every value
 goes through a serializer and every read decodes a fresh copy. Code that
 passes its tests in memory can therefore break in production in two ways,
 and a ``StrictChecks`` registered on ``observers`` while a test runs catches
-both, for in-memory caches (a Redis-backed one round-trips already):
+both:
 
 - a value that would not come back equal, and of the same types all the way
   down, through the serializer it would meet on Redis (a tuple becomes a
   list, ``{1: ...}`` becomes ``{"1": ...}``, a ``datetime`` cannot be stored
-  at all): checked at each ``set``;
+  at all): checked at each ``set``, on every cache (on a Redis-backed one
+  through its backend's serializer, whether or not the test reads it back);
 - a value handed out by ``get``/``get_or_set`` (or stored by ``set``), then
-  changed in place while the cache still holds it: checked at ``problems()``,
-  against a fingerprint taken when it was handed out.
+  changed in place while an in-memory cache still holds it, or handed out by
+  a Redis backend's near cache (which gives every reader in the process the
+  same object): checked at ``problems()``, against a fingerprint taken when
+  it was handed out.
 
 The serializer is the codec of the ``value_type`` in force (the call's, a
 ``@cached`` function's return annotation, else the cache's), else compact
@@ -28,7 +31,7 @@ import os
 import sys
 import threading
 from types import CodeType, FrameType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from ._cache import ConnectionCache
 from ._codecs import Codec, codec_for
@@ -108,33 +111,27 @@ class StrictChecks:
     # -- hooks (called under the reporting cache's lock) ------------------------------------
 
     @hookimpl
-    def conncache_set(self, cache: ConnectionCache[Any], key: str) -> None:
+    def conncache_set(self, cache: ConnectionCache[Any], key: str, value: Any) -> None:
         try:
-            if cache.shared:
-                return
-            entry = cache.peek_entry(key)
-            if entry is None:
-                return
             origin = _origin(sys._getframe(1))
             if origin.in_task:
                 with self._lock:
                     launched = self._launches.pop((id(cache), key), None)
                 if launched is not None:
                     origin = launched._replace(codec=origin.codec or launched.codec)
-            self._check_round_trip(cache, key, entry.value, origin)
-            self._watch(cache, key, entry.value, origin, stored=True)
+            self._check_round_trip(cache, key, value, origin)
+            if not cache.shared:  # the cache holds this very object
+                self._watch(cache, key, value, origin, stored=True)
         except Exception as error:
             self._failed(cache, key, error)
 
     @hookimpl
-    def conncache_hit(self, cache: ConnectionCache[Any], key: str) -> None:
+    def conncache_hit(self, cache: ConnectionCache[Any], key: str, value: Any) -> None:
+        # In memory, and from a near cache's copy, every reader gets the same
+        # object; a plain Redis read decodes a fresh one, which no change harms.
         try:
-            if cache.shared:
-                return
-            entry = cache.peek_entry(key)
-            if entry is None:
-                return
-            self._watch(cache, key, entry.value, None, stored=False)
+            if not cache.shared or _near_cache(cache):
+                self._watch(cache, key, value, None, stored=False)
         except Exception as error:
             self._failed(cache, key, error)
 
@@ -143,8 +140,6 @@ class StrictChecks:
         # An aget_or_set leader counts its miss in its caller's stack, then stores
         # from a task of its own: remember where it was called from for the set.
         try:
-            if cache.shared:
-                return
             origin = _origin(sys._getframe(1), launch=True)
             if origin.in_task:
                 with self._lock:
@@ -166,11 +161,12 @@ class StrictChecks:
             if (id(cache), key, "mutation") in self._found:
                 continue
             try:
-                if cache.shared:
-                    continue
-                entry = cache.peek_entry(key)
-                if entry is None or entry.value is not watch.value:
-                    continue
+                if not cache.shared:
+                    entry = cache.peek_entry(key)
+                    if entry is None or entry.value is not watch.value:
+                        continue  # no longer held: nobody else gets the change
+                # (A near cache's copy cannot be peeked: a change counts whether or not
+                # the copy still holds the value; other readers may have got it.)
                 if _changed(watch.value, watch.fingerprint):
                     self._record(cache, key, "mutation", _mutation_message(watch))
             except Exception as error:
@@ -188,6 +184,8 @@ class StrictChecks:
         codec = origin.codec
         if codec is None and cache.value_type is not None:
             codec = codec_for(cache.value_type)
+        if codec is None and cache.shared:
+            codec = _serializer_of(cache)  # None: JSON, checked as for memory
         wrong = _round_trip(value, codec)
         if wrong is None:
             return
@@ -277,6 +275,20 @@ class StrictChecks:
                 f"key {shown(key)}: the strict checks could not check its value "
                 f"({type(error).__name__}: {error})",
             )
+
+
+def _near_cache(cache: ConnectionCache[Any]) -> bool:
+    return bool(getattr(cache.backend, "near_cache", False))
+
+
+def _serializer_of(cache: ConnectionCache[Any]) -> Codec | None:
+    """The serializer of a Redis-backed cache's backend; None for the default JSON one."""
+    from ._serializers import JsonSerializer
+
+    serializer = getattr(cache.backend, "serializer", None)
+    if serializer is None or isinstance(serializer, JsonSerializer):
+        return None
+    return cast(Codec, serializer)
 
 
 # -- where a call came from ---------------------------------------------------------------------
@@ -646,10 +658,20 @@ def _mutation_message(watch: _Watch) -> str:
     sites = ", ".join(_how(*site) for site in watch.sites)
     more = watch.times - len(watch.sites)
     again = f" (and {more} more time{'s' if more > 1 else ''})" if more > 0 else ""
+    if watch.cache.shared:
+        why = (
+            "was changed in place. A near cache hands that same object to every reader in "
+            "this process, which sees the change; other processes read what Redis holds, "
+            "so the processes now disagree"
+        )
+    else:
+        why = (
+            "was changed in place while the cache held it. In memory every later reader "
+            "sees the change; on Redis each read decodes a fresh copy and the change is lost"
+        )
     return (
         f"key {shown(watch.key)} ({_type_name(watch.value)}): the value {sites}{again} "
-        "was changed in place while the cache held it. In memory every later reader "
-        "sees the change; on Redis each read decodes a fresh copy and the change is lost\n"
+        f"{why}\n"
         "  copy the value before changing it (copy.deepcopy), or store the changed value "
         "with set()"
     )

@@ -76,7 +76,8 @@ def test_quick_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
     figures = {figure["name"]: figure for part in parts for figure in results[part]["figures"]}
     assert set(figures) == expected
     for figure in figures.values():
-        assert figure["ours"] > 0 or figure["name"] == "near_stale_writes"
+        may_be_zero = figure["name"] in {"near_stale_writes", "near_staleness_vs_bound"}
+        assert figure["ours"] > 0 or (may_be_zero and figure["ours"] == 0)
         assert figure["reference"] > 0
         assert math.isfinite(figure["ratio"])
         assert isinstance(figure["passed"], bool)

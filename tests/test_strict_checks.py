@@ -8,6 +8,7 @@ import datetime as dt
 import os
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -229,10 +230,21 @@ def test_each_key_is_reported_once(
     assert [problem.split(" ")[1] for problem in problems] == ["'a'", "'b'"]
 
 
-def test_a_redis_backed_cache_is_not_checked(checks: StrictChecks, redis_cache: Any) -> None:
+def test_a_redis_backed_cache_is_checked_through_its_serializer(
+    checks: StrictChecks, redis_cache: Any
+) -> None:
+    # Never read back in the test, the tuple would still come back a list.
     redis_cache.set("k", (1, 2))
+    [problem] = checks.problems()
+    assert problem.startswith("key 'k' (tuple, stored by set at ")
+    assert "tuple comes back as list" in problem
+
+
+def test_a_plain_redis_read_may_be_changed_freely(checks: StrictChecks, redis_cache: Any) -> None:
     value = redis_cache.get_or_set("v", lambda: [1])
-    value.append(2)
+    value.append(2)  # a fresh copy per read: nobody else sees it
+    again = redis_cache.get("v")
+    again.append(3)
     assert checks.problems() == []
 
 
@@ -379,8 +391,8 @@ def test_a_failure_inside_a_check_is_recorded_not_raised(
         raise RuntimeError("peek failed")
 
     monkeypatch.setattr(memory_cache, "peek_entry", broken)
-    memory_cache.set("k", 1)
-    assert memory_cache.get("k") == 1
+    memory_cache.set("k", [1])
+    assert memory_cache.get("k") == [1]
     assert checks.problems() == [
         "key 'k': the strict checks could not check its value (RuntimeError: peek failed)"
     ]
@@ -406,3 +418,32 @@ def test_threads_storing_and_reading_at_once(
     problems = checks.problems()
     assert sorted(problem.split(" ")[1] for problem in problems) == [f"'t{n}'" for n in range(8)]
     assert all("tuple comes back as list" in problem for problem in problems)
+
+
+def test_a_value_changed_after_a_near_cache_hit_is_a_problem(
+    checks: StrictChecks, redis_server: Any
+) -> None:
+    backend = RedisBackend.from_url(
+        redis_server.url, namespace=f"strict-{uuid.uuid4().hex[:12]}", near_cache=True
+    )
+    cache: ConnectionCache[Any] = ConnectionCache(60)
+    cache.use_backend(backend)
+    try:
+        cache.set("user-record:abc:1", {"name": "Ada"})
+        before = cache.stats.near_hits
+        record: Any = None
+        for _ in range(200):  # until the copy answers
+            record = cache.get("user-record:abc:1")
+            if cache.stats.near_hits > before:
+                break
+            time.sleep(0.005)
+        assert cache.stats.near_hits > before
+        record["seen"] = 3  # every later reader in this process gets it
+
+        [problem] = checks.problems()
+        assert problem.startswith("key 'user-record:abc:1' (dict): the value ")
+        assert "A near cache hands that same object to every reader in this process" in problem
+    finally:
+        cache.use_backend(None)
+        backend.drop_namespace()
+        backend.close()

@@ -7,14 +7,9 @@ second cache with connections of its own elsewhere.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,9 +21,9 @@ from pytest_conncache._near import NearStore
 from pytest_conncache._redis_store import RedisStore
 from pytest_conncache._store import Entry, Store
 from tests.redis.fakes import FakeClock
+from tests.redis.other_process import run_other_process
 from tests.redis_server import RedisServer, command
 
-ROOT = Path(__file__).resolve().parents[2]
 Cache = ConnectionCache[Any]
 
 
@@ -89,23 +84,6 @@ def near_hit(cache: Cache, key: str) -> bool:
 def get_calls(client: redis.Redis) -> int:
     stats = client.info("commandstats")
     return int(stats.get("cmdstat_get", {}).get("calls", 0))
-
-
-def run_other_process(url: str, namespace: str, code: str) -> str:
-    script = (
-        "from pytest_conncache import ConnectionCache\n"
-        f"cache = ConnectionCache.from_url({url!r}, namespace={namespace!r})\n"
-        + textwrap.dedent(code)
-    )
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 # -- hits --------------------------------------------------------------------------------
@@ -426,16 +404,12 @@ def test_an_invalidation_during_a_read_wins(
 ) -> None:
     backend = RedisBackend.from_url(redis_server.url, namespace=namespace)
     slow = ReadThenWait(RedisStore(backend).open(), "k")
-    pool = backend.client.connection_pool
-    settings: dict[str, Any] = {**pool.connection_kwargs, "protocol": 2}
-    for resp3_only in ("cache", "cache_config", "maint_notifications_config"):
-        settings.pop(resp3_only, None)
     hits: list[int] = []
     store = NearStore(
         slow,
         max_entries=100,
         count_near_hit=lambda: hits.append(1),
-        connect=lambda: pool.connection_class(**settings),
+        connect=backend.channel_connection,
         prefix=backend.prefix,
         where="test",
     ).open()
@@ -521,3 +495,77 @@ def test_with_namespace_keeps_the_near_cache(near: Cache, redis_server: RedisSer
     assert isinstance(backend, RedisBackend)
     other = backend.with_namespace("another")
     assert other.near_cache is True
+
+
+# -- the channel's life --------------------------------------------------------------------
+
+
+def channel_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("conncache-near-")]
+
+
+def test_closing_the_backend_closes_its_channels(redis_server: RedisServer, namespace: str) -> None:
+    before = len(channel_threads())
+    backend = near_backend(redis_server.url, namespace)
+    caches: list[Cache] = [ConnectionCache(60) for _ in range(3)]
+    for cache in caches:
+        cache.use_backend(backend.with_namespace(namespace))
+    assert len(channel_threads()) == before + 3
+
+    backend.close()
+
+    assert len(channel_threads()) == before
+    assert not near_hit(caches[0], "anything")
+
+
+def test_a_dropped_cache_ends_its_channel(redis_server: RedisServer, namespace: str) -> None:
+    import gc
+
+    before = len(channel_threads())
+    backend = near_backend(redis_server.url, namespace)
+    cache: Cache = ConnectionCache(60)
+    cache.use_backend(backend)
+    assert len(channel_threads()) == before + 1
+
+    del cache
+    gc.collect()
+
+    eventually(lambda: len(channel_threads()) == before)
+    backend.close()
+
+
+def test_each_outage_of_the_channel_is_short_and_logged_once(
+    near: Cache, redis_server: RedisServer, elsewhere: Cache, caplog: pytest.LogCaptureFixture
+) -> None:
+    client: redis.Redis = redis.Redis.from_url(redis_server.url)
+    near.set("k", 0)
+    warm(near, "k")
+    for round_ in range(1, 6):
+        command(client, "CLIENT", "KILL", "TYPE", "pubsub")
+        start = time.monotonic()
+        # Back within a moment each time: the retry delay starts over after a recovery.
+        elsewhere.set("k", round_)
+        eventually(lambda r=round_: warm(near, "k") == r, timeout=2.0)  # type: ignore[misc]
+        assert time.monotonic() - start < 1.0
+    client.close()
+    downs = [r for r in caplog.records if "invalidation channel down" in r.getMessage()]
+    backs = [r for r in caplog.records if "invalidation channel back" in r.getMessage()]
+    assert len(downs) == 5
+    assert len(backs) == 5
+
+
+def test_a_channel_without_permission_refuses_to_start(
+    own_redis_server: RedisServer, namespace: str
+) -> None:
+    admin: redis.Redis = redis.Redis.from_url(own_redis_server.url)
+    command(admin, "ACL", "SETUSER", "app", "on", ">pw", "~*", "&*", "+@all", "-client")
+    url = own_redis_server.url.replace("redis://", "redis://app:pw@")
+
+    with pytest.raises(redis.ResponseError, match="near cache: the invalidation channel cannot"):
+        ConnectionCache.from_url(f"{url}?near_cache=1", namespace=namespace)
+
+    admin.close()
+
+
+def test_the_repr_says_near_cache(near: Cache) -> None:
+    assert repr(near.backend).endswith(" near_cache>")

@@ -293,3 +293,55 @@ def test_moving_the_singleton_off_the_test_namespace_warns_and_is_undone(
     client: redis.Redis = redis.Redis.from_url(redis_server.url)
     client.delete(*client.keys("myapp-guard-test*"))
     client.close()
+
+
+def test_a_password_in_the_url_is_never_printed(
+    pytester: pytest.Pytester, own_redis_server: RedisServer
+) -> None:
+    admin: redis.Redis = redis.Redis.from_url(own_redis_server.url)
+    command(admin, "ACL", "SETUSER", "app", "on", ">s3cret", "~*", "&*", "+@all")
+    admin.close()
+    good = own_redis_server.url.replace("redis://", "redis://app:s3cret@")
+    bad = own_redis_server.url.replace("redis://", "redis://app:wrong@")
+    pytester.makepyfile("def test_nothing(connection_cache): pass")
+
+    ran = pytester.runpytest_subprocess(f"--conncache-backend={good}")
+    refused = pytester.runpytest_subprocess(f"--conncache-backend={bad}")
+
+    ran.assert_outcomes(passed=1)
+    ran.stdout.fnmatch_lines(["conncache: connection_cache on redis://app:***@127.0.0.1:*"])
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(
+        ["ERROR: --conncache-backend=redis://app:***@*: Redis refused the credentials*"]
+    )
+    for result in (ran, refused):
+        assert "s3cret" not in result.stdout.str() + result.stderr.str()
+        assert "wrong" not in result.stdout.str() + result.stderr.str()
+
+
+def test_the_guard_leaves_nothing_behind_on_the_server(
+    pytester: pytest.Pytester, redis_server: RedisServer
+) -> None:
+    pytester.makepyfile(
+        f"""
+        from pytest_conncache import RedisBackend, connection_cache
+
+        def test_app_moves_it(connection_cache):
+            connection_cache.use_backend(
+                RedisBackend.from_url({redis_server.url!r}, namespace="myapp-leftover-test")
+            )
+
+        def test_next(connection_cache):
+            assert connection_cache.backend.namespace.startswith("conncache-test-")
+        """
+    )
+
+    result = pytester.runpytest_subprocess(
+        f"--conncache-backend={redis_server.url}", "-p", "no:randomly"
+    )
+
+    result.assert_outcomes(passed=2, warnings=1)
+    client: redis.Redis = redis.Redis.from_url(redis_server.url)
+    assert list(client.scan_iter(match="conncache-test-*")) == []
+    client.delete(*client.keys("myapp-leftover-test*") or ["none"])
+    client.close()
