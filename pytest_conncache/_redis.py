@@ -297,7 +297,16 @@ class RedisBackend:
         url, from_query = _own_query_options(url)
         own = {name: options.pop(name) for name in _OWN_OPTIONS if name in options}
         for name, value in from_query.items():
-            own.setdefault(name, value)
+            if name in own and own[name] != value:
+                raise ValueError(
+                    f"{name} is given twice, differently: {name}={own[name]!r} and "
+                    f"{name}={value!r} in the URL"
+                )
+            own[name] = value
+        if "near_max_entries" in from_query and not own.get("near_cache"):
+            raise ValueError(
+                "near_max_entries in the URL needs the near cache on: add near_cache=1"
+            )
         options.setdefault("socket_connect_timeout", 0.5)
         options.setdefault("socket_timeout", 1.0)
         retries = options.pop("retry", None)
@@ -443,6 +452,8 @@ def _own_query_options(url: str) -> tuple[str, dict[str, Any]]:
     kept: list[tuple[str, str]] = []
     own: dict[str, Any] = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name in own:
+            raise ValueError(f"{name} appears twice in the URL")
         if name == "near_cache":
             flag = value.strip().lower()
             if flag not in ("1", "true", "yes", "on", "0", "false", "no", "off"):

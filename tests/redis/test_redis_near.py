@@ -569,3 +569,18 @@ def test_a_channel_without_permission_refuses_to_start(
 
 def test_the_repr_says_near_cache(near: Cache) -> None:
     assert repr(near.backend).endswith(" near_cache>")
+
+
+@pytest.mark.parametrize(
+    ("url_query", "options", "message"),
+    [
+        ("near_cache=1&near_cache=0", {}, "near_cache appears twice in the URL"),
+        ("near_cache=1", {"near_cache": False}, "near_cache is given twice, differently"),
+        ("near_max_entries=5", {}, "near_max_entries in the URL needs the near cache on"),
+    ],
+)
+def test_conflicting_url_options_are_refused(
+    redis_server: RedisServer, url_query: str, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        RedisBackend.from_url(f"{redis_server.url}?{url_query}", namespace="x", **options)
