@@ -324,11 +324,13 @@ class RedisBackend:
             ) from None
 
         def async_client() -> redis.asyncio.Redis:
-            return redis.asyncio.Redis.from_url(
+            # Annotated as returning Any before redis-py 6.
+            made: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
                 url,
                 retry=redis.asyncio.retry.Retry(NoBackoff(), 1, (redis.ConnectionError,)),
                 **options,
             )
+            return made
 
         own.setdefault("async_client_factory", async_client)
         return cls(client, namespace=namespace, **own)
@@ -396,7 +398,8 @@ class RedisBackend:
         client = self.client
         for glob in (glob_escape(self.prefix) + "*", glob_escape(self.namespace + "#") + "*"):
             for name in client.scan_iter(match=glob, count=self.scan_batch):
-                removed += int(client.unlink(name))
+                unlinked: Any = client.unlink(name)  # typed as maybe-awaitable before redis-py 6
+                removed += int(unlinked)
         return removed
 
     def close(self) -> None:
@@ -424,7 +427,10 @@ def _async_twin(client: redis.Redis) -> redis.asyncio.Redis:
     pool = client.connection_pool
     kwargs = dict(pool.connection_kwargs)
     retry = kwargs.pop("retry", None)
-    retries = retry.get_retries() if retry is not None else 1
+    # redis-py 5 has no public way to read a Retry's count: its async twin
+    # then retries once, what from_url gives both clients by default.
+    count = getattr(retry, "get_retries", None)
+    retries = count() if callable(count) else 1
     kwargs["retry"] = redis.asyncio.retry.Retry(NoBackoff(), retries)
     for sync_only in ("socket_type", "cache", "cache_config", "maint_notifications_config"):
         kwargs.pop(sync_only, None)

@@ -34,7 +34,7 @@ from types import CodeType, FrameType
 from typing import Any, NamedTuple, cast
 
 from ._cache import ConnectionCache
-from ._codecs import Codec, codec_for
+from ._codecs import Codec, codec_for, type_expression
 from ._hooks import hookimpl
 from ._validate import shown
 
@@ -575,22 +575,16 @@ def _serializer_name(codec: Codec | None) -> str:
     value_type = getattr(codec, "value_type", None)
     if value_type is None:
         return repr(codec)
-    return f"the codec of value_type={_type_expression(value_type)}"
+    return f"the codec of value_type={type_expression(value_type)}"
 
 
 def _typed_advice(codec: Codec) -> str:
     value_type = getattr(codec, "value_type", None)
-    expression = _type_expression(value_type) if value_type is not None else "..."
+    expression = type_expression(value_type) if value_type is not None else "..."
     return (
         f"store values of value_type={expression}, or declare the type they really have "
         "(e.g. tuple[int, ...] rather than list[int], dict[int, str] for int keys)"
     )
-
-
-def _type_expression(value_type: Any) -> str:
-    if isinstance(value_type, type):
-        return value_type.__qualname__
-    return repr(value_type)
 
 
 def _type_name(value: Any) -> str:
