@@ -147,12 +147,12 @@ class MemoryStore:
             key = entry.key
             data = self._data
             old = data.get(key)
-            tagged = type(entry) is TaggedEntry
-            if old is not None and self._order is None and not (tagged or self._tags_of):
+            if old is not None and self._order is None and not self._tags_of and type(entry) is Entry:
                 data[key] = entry  # the commonest write: a replacement, unbounded
                 if old.expires_at <= now:
                     return [(old, "expired")]  # replaced after it expired, unread
                 return NOTHING_DISPLACED
+            tagged = type(entry) is TaggedEntry
             displaced = NOTHING_DISPLACED
             if old is not None and old.expires_at <= now:
                 displaced = [(old, "expired")]
