@@ -3,8 +3,10 @@
 Every runtime dependency is printed, and must have a ``>=`` floor. Names
 given as arguments are looked up in the optional dependencies (extras) too;
 an exact pin there (``==``, the newest-release job's pin) is not a floor and
-is passed over in favour of a ``>=`` elsewhere. A name without a floor is an
-error, so the floor job never quietly installs a newest release.
+is passed over in favour of a ``>=`` elsewhere, but a tool that has only a
+pin (mypy, which the suite runs on a snippet) is installed at that pin. A
+name with neither is an error, so the floor job never quietly installs a
+newest release.
 
     python3 .ci/floors.py hypothesis pytest-asyncio > floors.txt   # Python 3.11+ (tomllib)
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 import tomllib
 
 FLOOR = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*>=\s*([^\s,;]+)")
+PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*==\s*([^\s,;]+)")
 
 
 def _name(requirement: str) -> str:
@@ -27,10 +30,10 @@ def _name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", match.group(1)).lower()
 
 
-def _floors(requirements: list[str]) -> dict[str, str]:
+def _floors(requirements: list[str], pattern: re.Pattern[str] = FLOOR) -> dict[str, str]:
     found = {}
     for requirement in requirements:
-        match = FLOOR.match(requirement)
+        match = pattern.match(requirement)
         if match is not None:
             found[_name(requirement)] = match.group(2)
     return found
@@ -43,16 +46,18 @@ def main(names: list[str]) -> int:
     missing = [requirement for requirement in runtime if _name(requirement) not in floors]
     if missing:
         raise SystemExit(f"floors.py: runtime dependencies without a >= floor: {missing}")
-    extras = _floors([r for group in project["optional-dependencies"].values() for r in group])
+    optional = [r for group in project["optional-dependencies"].values() for r in group]
+    extras = _floors(optional)
+    tools = _floors(optional, PIN)
     pins = dict(floors)
     for name in names:
         key = _name(name)
-        if key not in extras and key not in floors:
+        if key not in extras and key not in floors and key not in tools:
             raise SystemExit(
-                f"floors.py: {name!r} has no >= floor in pyproject.toml; give it one "
-                "(or leave it out of the floor job)"
+                f"floors.py: {name!r} has no >= floor (nor == pin) in pyproject.toml; give it "
+                "one (or leave it out of the floor job)"
             )
-        pins.setdefault(key, extras.get(key, ""))
+        pins.setdefault(key, extras.get(key) or tools[key])
     for key, version in pins.items():
         print(f"{key}=={version}")
     return 0

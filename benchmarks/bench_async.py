@@ -25,7 +25,7 @@ from typing import Any
 
 import redis.asyncio
 
-from benchmarks.core import Figure
+from benchmarks.core import Figure, figure_lines
 from pytest_conncache import ConnectionCache, RedisBackend
 from tests.redis_server import RedisServer, redis_server_binary
 
@@ -236,13 +236,7 @@ def run(quick: bool, progress: Callable[[str], None] = lambda _: None) -> dict[s
 
 
 def format_report(result: dict[str, Any]) -> str:
-    lines = [f"  {'figure':<52}{'ours':>11}{'reference':>12}{'ratio':>8}  target"]
-    for f in result["figures"]:
-        verdict = "PASS" if f["passed"] else "FAIL"
-        lines.append(
-            f"  {f['label']:<52}{f['ours']:>9.1f}{f['unit']:>2}{f['reference']:>10.1f}"
-            f"{f['unit']:>2}{f['ratio']:>8.2f}  {f['target']} {verdict}"
-        )
+    lines = figure_lines(result["figures"], 52, 1)
     lines.append(
         f"  loop-lag rounds (ms): {result['lag_rounds_ms']} (the worst one is the figure; "
         "reference = the 20 ms goal)"

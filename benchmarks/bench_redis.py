@@ -19,6 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.core import figure_lines  # noqa: E402
 from pytest_conncache import ConnectionCache, RedisBackend  # noqa: E402
 from tests.redis_server import RedisServer, redis_server_binary  # noqa: E402
 
@@ -147,13 +148,7 @@ def run(quick: bool, progress: Callable[[str], None] = lambda _: None) -> dict[s
 
 
 def format_report(result: dict[str, Any]) -> str:
-    lines = [f"  {'figure':<58}{'ours':>10}{'reference':>11}{'ratio':>8}  target"]
-    for f in result["figures"]:
-        verdict = "PASS" if f["passed"] else "FAIL"
-        lines.append(
-            f"  {f['label']:<58}{f['ours']:>8.1f}{f['unit']:>2}{f['reference']:>9.1f}{f['unit']:>2}"
-            f"{f['ratio']:>8.2f}  {f['target']} {verdict}"
-        )
+    lines = figure_lines(result["figures"], 58, 1)
     lines.append(
         "  reference for the drop: one UNLINK round trip per (already known) key;"
         " ours: invalidate_prefix (index range + UNLINK, one Lua call per batch of 1,000)"

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from benchmarks.core import Figure
+from benchmarks.core import Figure, figure_lines
 from pytest_conncache import ConnectionCache, PickleSerializer, RedisBackend
 from tests.redis_server import RedisServer, redis_server_binary
 
@@ -248,13 +248,7 @@ def run(quick: bool, progress: Callable[[str], None] = lambda _: None) -> dict[s
 
 
 def format_report(result: dict[str, Any]) -> str:
-    lines = [f"  {'figure':<60}{'ours':>11}{'reference':>12}{'ratio':>8}  target"]
-    for f in result["figures"]:
-        verdict = "PASS" if f["passed"] else "FAIL"
-        lines.append(
-            f"  {f['label']:<60}{f['ours']:>9.1f}{f['unit']:>2}{f['reference']:>10.1f}"
-            f"{f['unit']:>2}{f['ratio']:>8.2f}  {f['target']} {verdict}"
-        )
+    lines = figure_lines(result["figures"], 60, 1)
     lines.append(
         "  @cached hit / a bare get_or_set hit (constant key, prebuilt factory): "
         f"{result['decorated_over_bare_get_or_set']}"

@@ -106,6 +106,19 @@ class Figure:
         return {**asdict(self), "ratio": self.ratio, "target": self.target, "passed": self.passed}
 
 
+def figure_lines(figures: list[dict[str, Any]], width: int = 60, digits: int = 1) -> list[str]:
+    """A table of figures (``Figure.as_dict()``): label, ours, reference, ratio, verdict."""
+    lines = [f"  {'figure':<{width}}{'ours':>11}{'reference':>12}{'ratio':>8}  target"]
+    for f in figures:
+        verdict = "PASS" if f["passed"] else "FAIL"
+        lines.append(
+            f"  {f['label']:<{width}}{f['ours']:>9.{digits}f}{f['unit']:>2}"
+            f"{f['reference']:>10.{digits}f}{f['unit']:>2}{f['ratio']:>8.2f}  "
+            f"{f['target']} {verdict}"
+        )
+    return lines
+
+
 # -- keys and caches ----------------------------------------------------------
 
 

@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_async, bench_cluster, bench_redis, bench_tags, core, plugin_overhead
+from benchmarks import (
+    bench_async,
+    bench_cluster,
+    bench_near,
+    bench_redis,
+    bench_tags,
+    core,
+    plugin_overhead,
+)
 from tests.redis_cluster import redis_cli_binary
 from tests.redis_server import redis_server_binary
 
@@ -28,7 +36,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "what",
         nargs="?",
-        choices=("all", "core", "overhead", "redis", "async", "tags", "cluster"),
+        choices=("all", "core", "overhead", "redis", "async", "tags", "near", "cluster"),
         default="all",
         help="which benchmarks to run (default: all)",
     )
@@ -108,6 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(bench_async.format_report(result["async"]))
         print()
 
+    if args.what == "near" or (args.what == "all" and redis_server_binary() is not None):
+        result["near"] = bench_near.run(args.quick, _progress)
+        figures += result["near"]["figures"]
+        print("The near cache on a throwaway redis-server, with real second processes")
+        print(bench_near.format_report(result["near"]))
+        print()
     cluster_tools = redis_server_binary() is not None and redis_cli_binary() is not None
     if args.what == "cluster" or (args.what == "all" and cluster_tools):
         result["cluster"] = bench_cluster.run(args.quick, _progress)

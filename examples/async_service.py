@@ -9,7 +9,8 @@ nothing blocks the event loop, on memory or on Redis.
 framework), and ``python examples/async_service.py --redis URL --workers 2``
 runs it as a service would run in production: several worker processes on
 one port, sharing one Redis cache, so that an update through one worker is
-seen by all of them::
+seen by all of them (add ``?near_cache=1`` to the URL for memory-speed hits,
+each worker's copy kept coherent by Redis)::
 
     GET  /users/{token}/connections
     GET  /users/{token}/records?ids=1,2
@@ -175,7 +176,12 @@ def _worker(sock: socket.socket, redis_url: str | None, records: Any) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--redis", metavar="URL", help="share the cache on Redis at URL")
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share the cache on Redis at URL (redis://host:port/0, ?near_cache=1 for a "
+        "near cache in each worker)",
+    )
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     sock = socket.create_server(("127.0.0.1", args.port))

@@ -24,6 +24,7 @@ __all__ = [
     "cached",
     "connection_cache",
     "default_clock",
+    "expect_cache",
     "hookimpl",
     "observers",
 ]
@@ -32,6 +33,7 @@ from ._assertions import assert_cached, assert_invalidated, assert_not_cached
 from ._cache import DEFAULT_TTL, ConnectionCache
 from ._clock import default_clock
 from ._decorator import cached
+from ._expect import expect_cache
 from ._frozen import FrozenClock
 from ._hooks import hookimpl, observers
 from ._singleton import connection_cache

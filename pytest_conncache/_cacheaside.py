@@ -203,7 +203,7 @@ class CacheAside(CacheCore[V]):
         except BaseException:
             self._count_miss(key)  # served no value: a miss
             raise
-        self._count_hit(key)
+        self._count_hit(key, value=value)
         return value
 
     def _fill(
@@ -240,7 +240,7 @@ class CacheAside(CacheCore[V]):
     def _stored(self, entry: Entry, stored: bool, displaced: Any, now: float) -> None:
         if stored:
             self._fill_stored()
-            self._count_set(entry.key, displaced, now, entry.ttl)
+            self._count_set(entry.key, displaced, now, entry.ttl, entry.value)
 
     def _land(self, flight: Flight | AsyncFlight, value: Any = None, error: Any = None) -> None:
         """The leader is done: later callers look up again, waiters get the outcome."""
@@ -396,7 +396,7 @@ class CacheAside(CacheCore[V]):
                 self._count_miss(key)  # served no value: a miss
             raise
         if not leader:
-            self._count_hit(key)
+            self._count_hit(key, value=value)
         return value
 
     async def _afill(

@@ -13,7 +13,7 @@ Stores that keep objects (memory) ignore codecs; stores that keep bytes
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, get_origin
 
 from ._validate import shown
 
@@ -56,7 +56,15 @@ class TypedCodec:
         return self._adapter.validate_json(data)
 
     def __repr__(self) -> str:
-        return f"TypedCodec({getattr(self.value_type, '__name__', self.value_type)!r})"
+        return f"TypedCodec({type_expression(self.value_type)})"
+
+
+def type_expression(value_type: Any) -> str:
+    """``value_type`` as written in code: ``int``, ``list[int]``, ``Optional[str]``."""
+    # On Python 3.10 a parametrised builtin (list[int]) passes isinstance(..., type).
+    if isinstance(value_type, type) and get_origin(value_type) is None:
+        return value_type.__qualname__
+    return repr(value_type)
 
 
 @lru_cache(maxsize=256)

@@ -17,6 +17,7 @@ changed, on every store.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -129,7 +130,7 @@ class CacheCore(Generic[V]):
                     if ring is not None:
                         ring.append((self, "hit", key, now, None))
                     if observers.hooked:
-                        self._count_hit(key, now, recorded=True)
+                        self._count_hit(key, now, recorded=ring is not None, value=value)
                         return value
                 next(self._hits)
                 return value
@@ -150,9 +151,14 @@ class CacheCore(Generic[V]):
         now = self._clock.read()
         if now < entry.expires_at and value is not RETIRED:
             if observers.active:
-                self._count_hit(key, now)
-            else:
-                next(self._hits)
+                # _count_hit inlined, as in _read: the plugin records every hit
+                ring = observers.ring
+                if ring is not None:
+                    ring.append((self, "hit", key, now, None))
+                if observers.hooked:
+                    self._count_hit(key, now, recorded=ring is not None, value=value)
+                    return value
+            next(self._hits)
             return value
         return MISSING
 
@@ -221,17 +227,24 @@ class CacheCore(Generic[V]):
 
     # -- counting and notifying (each under the lock) ------------------------------------
 
-    def _tell(self, kind: str, key: str, now: float | None, detail: Any = None) -> None:
+    def _tell(
+        self, kind: str, key: str, now: float | None, detail: Any = None, value: Any = None
+    ) -> None:
         """An event to the plugin's ring and to observers (under the lock when hooked)."""
         ring = observers.ring
         if ring is not None:
-            ring.append((self, kind, key, self._clock.read() if now is None else now, detail))
+            if now is None:
+                # The operation read no clock (a miss). A default clock has no
+                # side effects to read; an injected one is left alone (NaN:
+                # the events section shows the cache's previous time).
+                now = self._clock.read() if self._fixed_clock is None else math.nan
+            ring.append((self, kind, key, now, detail))
         if observers.hooked:
             hook = observers.hook
             if kind == "invalidation":
                 hook.conncache_invalidation(cache=self, key=key, how=detail)
             elif kind == "set":
-                hook.conncache_set(cache=self, key=key)
+                hook.conncache_set(cache=self, key=key, value=value)
             elif kind == "expiration":
                 hook.conncache_expiration(cache=self, key=key)
             elif kind == "eviction":
@@ -239,18 +252,20 @@ class CacheCore(Generic[V]):
             elif kind == "miss":
                 hook.conncache_miss(cache=self, key=key)
             else:
-                hook.conncache_hit(cache=self, key=key)
+                hook.conncache_hit(cache=self, key=key, value=value)
 
-    def _count_hit(self, key: str, now: float | None = None, recorded: bool = False) -> None:
+    def _count_hit(
+        self, key: str, now: float | None = None, recorded: bool = False, value: Any = None
+    ) -> None:
         if not observers.active:
             next(self._hits)
             return
         with self._lock:
             next(self._hits)
             if recorded:  # the ring has it already (see _read)
-                observers.hook.conncache_hit(cache=self, key=key)
+                observers.hook.conncache_hit(cache=self, key=key, value=value)
             else:
-                self._tell("hit", key, now)
+                self._tell("hit", key, now, value=value)
 
     def _count_miss(self, key: str) -> None:
         if not observers.active:
@@ -261,7 +276,7 @@ class CacheCore(Generic[V]):
             self._tell("miss", key, None)
 
     def _count_set(
-        self, key: str, displaced: list[Displaced], now: float, ttl: float = 0.0
+        self, key: str, displaced: list[Displaced], now: float, ttl: float = 0.0, value: Any = None
     ) -> None:
         if not (displaced or self._removed or observers.active):
             next(self._sets)  # the hot path: nothing else to record
@@ -273,14 +288,14 @@ class CacheCore(Generic[V]):
             if self._removed:
                 self._removed.forget(key)
             if observers.active:
-                self._tell("set", key, now, ttl)
+                self._tell("set", key, now, ttl, value)
 
     def _count_sets(self, entries: Sequence[Entry], displaced: list[Displaced], now: float) -> None:
         with self._lock:
             if displaced:
                 self._count_displaced(displaced, now)
             for entry in entries:
-                self._count_set(entry.key, [], now, entry.ttl)
+                self._count_set(entry.key, [], now, entry.ttl, entry.value)
 
     def _count_displaced(self, displaced: list[Displaced], now: float) -> None:
         """Under the lock: entries a bounded store pushed out to make room."""

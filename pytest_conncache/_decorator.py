@@ -65,7 +65,7 @@ class _FromAnnotation:
 #: ``cached(value_type=...)``'s default: the wrapped function's return annotation.
 FROM_ANNOTATION: Any = _FromAnnotation()
 
-_UNRESOLVED: Any = object()  # a value type not looked up yet (see _LazyValueType)
+_UNRESOLVED: Any = object()  # a value type not looked up yet (see LazyValueType)
 
 # Format specs written into the generated f-string as they are; any other goes
 # in as a constant (no quoting or brace question can arise).
@@ -377,7 +377,7 @@ def _decodable(annotation: Any) -> Any:
     return annotation
 
 
-class _LazyValueType:
+class LazyValueType:
     """The return annotation's value type, looked up on the first call that needs it:
     by then the forward references it names are defined."""
 
@@ -475,7 +475,7 @@ class _Source:
         # Looked up (and checked for Pydantic) on the first call on a shared store:
         # no import at import time, and an in-memory store, which keeps the objects
         # themselves and ignores value types, spares its hits the codec lookup.
-        self.lazy = f"{self.constant(_LazyValueType(self.fn, self.name))}()"
+        self.lazy = f"{self.constant(LazyValueType(self.fn, self.name))}()"
         return None
 
     # -- templates -------------------------------------------------------------------
@@ -576,7 +576,7 @@ class _Source:
             cache = f"{self.prefix}c"
             prelude += f"    {cache} = {self.cache}\n"
             typed = self.call(cache, f", value_type={self.lazy}")
-            prelude += f"    if {cache}._store.shared:\n        return {typed}\n"
+            prelude += f"    if {cache}.shared:\n        return {typed}\n"
         return self.define(f"{head}{prelude}    return {self.call(cache, '')}\n")
 
     def call(self, cache: str, extra: str) -> str:

@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from ._clock import default_clock, default_wall_clock
+from ._clock import DefaultClock
 from ._singleton import connection_cache
 
 # How many events a failed test's report shows at most (the most recent).
@@ -38,22 +38,28 @@ def section(
     names = {id(event[0]): _name(event[0]) for event in listed}
     width = max(len(name) for name in names.values())
     first: dict[int, float] = {}
+    last: dict[int, float] = {}
     lines = []
     for cache, kind, key, now, detail in listed:
+        about = ""
+        if math.isnan(now) and id(cache) in last:
+            # An injected clock the operation did not read: about its last time.
+            now, about = last[id(cache)], "~"
+        last[id(cache)] = now
         base = _base(cache, now, starts, first)
         where = f"{names[id(cache)]:<{width}}  " if len(names) > 1 else ""
-        lines.append(
-            f"{_offset(now - base):>10}  {where}{kind:<12} {key!r:.120}{_detail(kind, detail)}"
-        )
+        offset = about + _offset(now - base)
+        lines.append(f"{offset:>10}  {where}{kind:<12} {key!r:.120}{_detail(kind, detail)}")
     shown = f"the last {len(listed)} of {total}" if total > len(listed) else f"{len(listed)}"
     clock = "on the frozen clock" if frozen else "since the test started"
     return f"{shown} cache events, times {clock}:\n" + "\n".join(lines)
 
 
 def _base(cache: Any, now: float, starts: dict[int, float], first: dict[int, float]) -> float:
-    holder = cache.clock
-    if holder is default_clock or holder is default_wall_clock:
-        return starts.get(id(holder), now)
+    if isinstance(cache.clock, DefaultClock) and starts:
+        # On a default clock: the one whose start is nearest (a cache may have
+        # moved between the monotonic and the wall clock since the event).
+        return min(starts.values(), key=lambda start: abs(now - start))
     return first.setdefault(id(cache), now)
 
 

@@ -33,16 +33,16 @@ class CacheObserverSpec:
     """Hook specifications. Implementations may take any subset of the arguments."""
 
     @hookspec
-    def conncache_hit(self, cache: ConnectionCache[Any], key: str) -> None:
-        """A lookup found a live entry."""
+    def conncache_hit(self, cache: ConnectionCache[Any], key: str, value: Any) -> None:
+        """A lookup found a live entry; ``value`` is what the caller got."""
 
     @hookspec
     def conncache_miss(self, cache: ConnectionCache[Any], key: str) -> None:
         """A lookup found no live entry."""
 
     @hookspec
-    def conncache_set(self, cache: ConnectionCache[Any], key: str) -> None:
-        """An entry was stored (new or replaced)."""
+    def conncache_set(self, cache: ConnectionCache[Any], key: str, value: Any) -> None:
+        """An entry was stored (new or replaced); ``value`` is what the caller stored."""
 
     @hookspec
     def conncache_invalidation(self, cache: ConnectionCache[Any], key: str, how: str) -> None:
@@ -85,9 +85,17 @@ class ObserverManager(pluggy.PluginManager):
         return removed
 
     def record(self, last: int | None) -> deque[tuple[Any, str, str, float, Any]] | None:
-        """Record every cache's events in a new ring of the ``last`` ones (None: stop)."""
-        self.ring = None if last is None else deque(maxlen=last)
-        self._changed()
+        """Record every cache's events in an empty ring of the ``last`` ones (None: stop).
+
+        Called before every test: a ring of the same size is emptied, not replaced."""
+        ring = self.ring
+        if last is None:
+            self.ring = None
+        elif ring is not None and ring.maxlen == last:
+            ring.clear()
+        else:
+            self.ring = deque(maxlen=last)
+        self.active = self.hooked or self.ring is not None
         return self.ring
 
     def _changed(self) -> None:

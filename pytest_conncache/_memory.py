@@ -134,9 +134,9 @@ class MemoryStore:
     def size(self) -> int:
         return len(self._data)
 
-    def expiring(self, after: float, until: float) -> int:
+    def expired_keys(self, after: float, until: float) -> list[str]:
         with self._lock:
-            return sum(1 for entry in self._walk() if after < entry.expires_at <= until)
+            return [entry.key for entry in self._walk() if after < entry.expires_at <= until]
 
     # -- writes --------------------------------------------------------------
 
@@ -150,8 +150,12 @@ class MemoryStore:
             tagged = type(entry) is TaggedEntry
             if old is not None and self._order is None and not (tagged or self._tags_of):
                 data[key] = entry  # the commonest write: a replacement, unbounded
+                if old.expires_at <= now:
+                    return [(old, "expired")]  # replaced after it expired, unread
                 return NOTHING_DISPLACED
             displaced = NOTHING_DISPLACED
+            if old is not None and old.expires_at <= now:
+                displaced = [(old, "expired")]
             if old is None:
                 if self.max_entries is not None and len(data) >= self.max_entries:
                     displaced = self._make_room(now)

@@ -123,6 +123,8 @@ class RedisConnections:
             kwargs = client.connection_pool.connection_kwargs
             where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
             self.outage = Outage(f"{where}/{kwargs.get('db', 0)}")
+        # The near stores opened on these connections: closed with them.
+        self.near_stores: weakref.WeakSet[Any] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._node_outages: dict[str, Outage] = {}
         # id(loop) -> (weak loop, client, the async generator that closes it)
@@ -161,8 +163,11 @@ class RedisConnections:
                 del self._async[loop_id]
 
     def close(self) -> None:
-        """Close the sync client; asyncio clients close with their loops (each loop's
-        closer stays registered until then, so that its shutdown closes the client)."""
+        """Close the sync client and every near store's channel; asyncio clients close
+        with their loops (each loop's closer stays registered until then, so that its
+        shutdown closes the client)."""
+        for near in list(self.near_stores):
+            near.close()
         self.client.close()
 
 
@@ -214,6 +219,11 @@ class RedisBackend:
     raise, because a stale entry left behind silently is worse than an
     error. Peeks (``has``, ``in``, ``keys``, ``size``, ``ttl_remaining``)
     always raise.
+
+    ``near_cache``: keep a copy of what this process reads in front of the
+    server, kept coherent by Redis (see ``_near``): a hit on it costs memory
+    time. ``near_max_entries`` bounds the copy (default 10,000; the oldest
+    entries go first).
     """
 
     def __init__(
@@ -231,6 +241,8 @@ class RedisBackend:
         replica_ack_timeout: Seconds | None = 0.5,
         async_client_factory: AsyncClientFactory | None = None,
         connections: RedisConnections | None = None,
+        near_cache: bool = False,
+        near_max_entries: int | None = None,
     ) -> None:
         if _connection_kwargs(client).get("decode_responses"):
             raise ValueError("client must return bytes: create it with decode_responses=False")
@@ -245,6 +257,20 @@ class RedisBackend:
             raise ValueError(
                 f"scan_batch must be a positive int, got {_validate.shown(scan_batch)}"
             )
+        if not isinstance(near_cache, bool):
+            raise TypeError(f"near_cache must be True or False, got {_validate.shown(near_cache)}")
+        if near_max_entries is not None and (
+            isinstance(near_max_entries, bool)
+            or not isinstance(near_max_entries, int)
+            or near_max_entries < 1
+        ):
+            raise ValueError(
+                f"near_max_entries must be a positive int, got {_validate.shown(near_max_entries)}"
+            )
+        if near_max_entries is not None and not near_cache:
+            raise ValueError("near_max_entries needs near_cache=True")
+        self.near_cache = near_cache
+        self.near_max_entries = near_max_entries
         self.connections = connections or RedisConnections(
             client, async_client_factory or (lambda: _async_twin(client))
         )
@@ -267,6 +293,8 @@ class RedisBackend:
             "fail_open_invalidations": fail_open_invalidations,
             "scan_batch": scan_batch,
             "replica_ack_timeout": replica_ack_timeout,
+            "near_cache": near_cache,
+            "near_max_entries": near_max_entries,
         }
 
     @classmethod
@@ -292,7 +320,19 @@ class RedisBackend:
         """
         if cluster is not None and not isinstance(cluster, bool):
             raise TypeError(f"cluster must be True, False or None, got {_validate.shown(cluster)}")
+        url, from_query = _own_query_options(url)
         own = {name: options.pop(name) for name in _OWN_OPTIONS if name in options}
+        for name, value in from_query.items():
+            if name in own and own[name] != value:
+                raise ValueError(
+                    f"{name} is given twice, differently: {name}={own[name]!r} and "
+                    f"{name}={value!r} in the URL"
+                )
+            own[name] = value
+        if "near_max_entries" in from_query and not own.get("near_cache"):
+            raise ValueError(
+                "near_max_entries in the URL needs the near cache on: add near_cache=1"
+            )
         options.setdefault("socket_connect_timeout", 0.5)
         options.setdefault("socket_timeout", 1.0)
         retries = options.pop("retry", None)
@@ -313,11 +353,13 @@ class RedisBackend:
         if not cluster:
 
             def async_client() -> AsyncClient:
-                return redis.asyncio.Redis.from_url(
+                # Annotated as returning Any before redis-py 6.
+                made: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
                     url,
                     retry=redis.asyncio.retry.Retry(NoBackoff(), 1, (redis.ConnectionError,)),
                     **options,
                 )
+                return made
 
             own.setdefault("async_client_factory", async_client)
             return cls(server, namespace=namespace, **own)
@@ -389,16 +431,43 @@ class RedisBackend:
             self.client, namespace=namespace, connections=self.connections, **self._options
         )
 
-    def open_store(self, *, max_entries: int | None) -> Store:
+    def open_store(
+        self, *, max_entries: int | None, count_near_hit: Callable[[], object] | None = None
+    ) -> Store:
         """The store a ``ConnectionCache`` keeps its entries in (``use_backend`` calls it)."""
         if max_entries is not None:
             raise ValueError(
                 "max_entries is not supported on Redis: bound memory with the server's "
-                "maxmemory and maxmemory-policy instead"
+                "maxmemory and maxmemory-policy instead (and a near cache with "
+                "near_max_entries)"
             )
         from ._redis_store import RedisStore
 
-        return RedisStore(self).open()
+        store = RedisStore(self).open()
+        if not self.near_cache:
+            return store
+        from ._near import DEFAULT_MAX_ENTRIES, NearStore
+
+        near = NearStore(
+            store,
+            max_entries=self.near_max_entries or DEFAULT_MAX_ENTRIES,
+            count_near_hit=count_near_hit or _nothing,
+            connect=self.channel_connection,
+            prefix=self.prefix,
+            where=self.connections.outage.where,
+        )
+        self.connections.near_stores.add(near.open())
+        return near
+
+    def channel_connection(self) -> redis.Connection:
+        """A new, unconnected RESP2 connection to this backend's server, outside the
+        pool: what a near cache's invalidation channel listens on."""
+        pool = self.client.connection_pool
+        settings = {**pool.connection_kwargs, "protocol": 2}  # RESP2: redirect + SUBSCRIBE
+        for resp3_only in ("cache", "cache_config", "maint_notifications_config"):
+            settings.pop(resp3_only, None)
+        connection: redis.Connection = pool.connection_class(**settings)
+        return connection
 
     def drop_namespace(self) -> int:
         """Delete every key of this namespace, its index and stamps included; how many.
@@ -412,7 +481,8 @@ class RedisBackend:
         removed = 0
         for glob in (glob_escape(self.prefix) + "*", glob_escape(self.namespace + "#") + "*"):
             for name in client.scan_iter(match=glob, count=self.scan_batch):
-                removed += int(client.unlink(name))
+                unlinked: Any = client.unlink(name)  # typed as maybe-awaitable before redis-py 6
+                removed += int(unlinked)
         return removed
 
     def _drop_on_cluster(self, cluster: redis.cluster.RedisCluster) -> int:
@@ -450,7 +520,10 @@ class RedisBackend:
         self.connections.close()
 
     def __repr__(self) -> str:
-        return f"<RedisBackend namespace={self.namespace!r} at {self.connections.outage.where}>"
+        near = " near_cache" if self.near_cache else ""
+        return (
+            f"<RedisBackend namespace={self.namespace!r} at {self.connections.outage.where}{near}>"
+        )
 
 
 def _namespace(value: object, *, cluster: bool) -> str:
@@ -555,7 +628,10 @@ def _async_twin(client: Client) -> AsyncClient:
     pool = client.connection_pool
     kwargs = dict(pool.connection_kwargs)
     retry = kwargs.pop("retry", None)
-    retries = retry.get_retries() if retry is not None else 1
+    # redis-py 5 has no public way to read a Retry's count: its async twin
+    # then retries once, what from_url gives both clients by default.
+    count = getattr(retry, "get_retries", None)
+    retries = count() if callable(count) else 1
     kwargs["retry"] = redis.asyncio.retry.Retry(NoBackoff(), retries)
     for sync_only in ("socket_type", "cache", "cache_config", "maint_notifications_config"):
         kwargs.pop(sync_only, None)
@@ -586,6 +662,40 @@ def _async_cluster_twin(client: redis.cluster.RedisCluster) -> AsyncClient:
     )
 
 
+def _nothing() -> None:
+    return None
+
+
+def _own_query_options(url: str) -> tuple[str, dict[str, Any]]:
+    """``url`` without the query options redis-py does not know (``near_cache=1``,
+    ``near_max_entries=N``), and those options, parsed."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not parts.query:
+        return url, {}
+    kept: list[tuple[str, str]] = []
+    own: dict[str, Any] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name in own:
+            raise ValueError(f"{name} appears twice in the URL")
+        if name == "near_cache":
+            flag = value.strip().lower()
+            if flag not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError(f"near_cache in the URL must be 1 or 0, got {value!r:.40}")
+            own[name] = flag in ("1", "true", "yes", "on")
+        elif name == "near_max_entries":
+            try:
+                own[name] = int(value)
+            except ValueError:
+                raise ValueError(
+                    f"near_max_entries in the URL must be an int, got {value!r:.40}"
+                ) from None
+        else:
+            kept.append((name, value))
+    return urlunsplit(parts._replace(query=urlencode(kept))), own
+
+
 _OWN_OPTIONS = (
     "serializer",
     "cross_process_lock",
@@ -596,4 +706,6 @@ _OWN_OPTIONS = (
     "scan_batch",
     "replica_ack_timeout",
     "async_client_factory",
+    "near_cache",
+    "near_max_entries",
 )

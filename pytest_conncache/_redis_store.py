@@ -320,20 +320,20 @@ class RedisStore:
         yield from self._plan_walk(collect)
         return sorted(keys)
 
-    def _plan_expiring(self, after: float, until: float) -> Plan[int]:
-        found = 0
+    def _plan_expired_keys(self, after: float, until: float) -> Plan[list[str]]:
+        found: list[str] = []
 
-        def count(groups: Groups) -> Plan[None]:
-            nonlocal found
-            for _, _, raws in (yield from self._plan_read(groups)):
-                for raw in raws:
+        def collect(groups: Groups) -> Plan[None]:
+            for bucket, names, raws in (yield from self._plan_read(groups)):
+                for name, raw in zip(names, raws, strict=True):
                     try:
                         expires_at = decode(raw)[1] if raw is not None else math.nan
                     except ValueError:
                         continue  # not ours
-                    found += after < expires_at <= until
+                    if after < expires_at <= until:
+                        found.append(bucket.key_of(name))
 
-        yield from self._plan_walk(count)
+        yield from self._plan_walk(collect)
         return found
 
     def _plan_size(self) -> Plan[int]:
@@ -775,8 +775,8 @@ class RedisStore:
     def size(self) -> int:
         return self._run(self._plan_size())
 
-    def expiring(self, after: float, until: float) -> int:
-        return self._run(self._plan_expiring(after, until))
+    def expired_keys(self, after: float, until: float) -> list[str]:
+        return self._run(self._plan_expired_keys(after, until))
 
     async def asize(self) -> int:
         return await self._arun(self._plan_size())

@@ -42,10 +42,14 @@ def track(cache: object, counters: Counters) -> None:
     _caches[key] = weakref.ref(cache, gone)
 
 
-def restart() -> None:
-    """A test starts: counts from now on."""
+def restart(just_reset: bool = False) -> None:
+    """A test starts: counts from now on.
+
+    ``just_reset``: every cache's stats were reset a moment ago (the plugin
+    resets them all before each test), so their baselines are the counts now.
+    """
     for key, (counters, _) in _counters.copy().items():
-        _counters[key] = (counters, counters.values())
+        _counters[key] = (counters, counters.baseline if just_reset else counters.values())
     _departed[:] = [0] * len(FIELDS)
 
 

@@ -34,7 +34,7 @@ class FamilyCounter:
             return counts
 
     def _bump(self, key: str, field: str) -> None:
-        family = key.partition(":")[0]
+        family = family_of(key)
         with self._lock:
             counts = self._counts.get(family)
             if counts is None:
@@ -64,6 +64,17 @@ class FamilyCounter:
     @hookimpl
     def conncache_eviction(self, key: str) -> None:
         self._bump(key, "evictions")
+
+
+def family_of(key: str) -> str:
+    return key.partition(":")[0]
+
+
+def add_expired(into: dict[str, dict[str, int]], keys: Sequence[str]) -> None:
+    """Count one expiration in the family of each of ``keys``."""
+    for key in keys:
+        counts = into.setdefault(family_of(key), dict.fromkeys(FIELDS, 0))
+        counts["expirations"] += 1
 
 
 def add_up(into: dict[str, dict[str, int]], counts: dict[str, dict[str, int]]) -> None:

@@ -10,7 +10,16 @@ from collections import deque
 from itertools import count, islice
 from typing import NamedTuple
 
-FIELDS = ("hits", "misses", "sets", "invalidations", "expirations", "evictions", "errors")
+FIELDS = (
+    "hits",
+    "misses",
+    "sets",
+    "invalidations",
+    "expirations",
+    "evictions",
+    "errors",
+    "near_hits",
+)
 
 
 class CacheStats(NamedTuple):
@@ -18,6 +27,9 @@ class CacheStats(NamedTuple):
 
     ``errors`` counts store faults served as misses and unreadable entries
     (the Redis backend's fail-open reads); it stays 0 in memory.
+    ``near_hits`` counts the lookups a Redis backend's near cache answered
+    from this process's copy, without a round trip (they count in ``hits``
+    too, or in ``misses`` when the copy's entry had expired).
     """
 
     hits: int = 0
@@ -27,6 +39,7 @@ class CacheStats(NamedTuple):
     expirations: int = 0
     evictions: int = 0
     errors: int = 0
+    near_hits: int = 0
 
     @property
     def lookups(self) -> int:
@@ -62,6 +75,7 @@ class Counters:
         self.expirations: count[int] = count()
         self.evictions: count[int] = count()
         self.errors: count[int] = count()
+        self.near_hits: count[int] = count()
         self.baseline = (0,) * len(FIELDS)
 
     def values(self) -> tuple[int, ...]:
@@ -74,8 +88,9 @@ class Counters:
             self.expirations,
             self.evictions,
             self.errors,
+            self.near_hits,
         )
-        return tuple(int(repr(c)[6:-1]) for c in counters)  # repr is "count(17)"
+        return tuple([int(repr(c)[6:-1]) for c in counters])  # repr is "count(17)"
 
     def since_reset(self) -> tuple[int, ...]:
         return tuple(now - then for now, then in zip(self.values(), self.baseline, strict=True))

@@ -140,8 +140,9 @@ class Store(Protocol):
 
     def size(self) -> int: ...
 
-    def expiring(self, after: float, until: float) -> int:
-        """How many stored entries expire in ``(after, until]`` (the plugin's report)."""
+    def expired_keys(self, after: float, until: float) -> list[str]:
+        """The keys of stored entries whose expiry lies in ``(after, until]`` (the
+        plugin's report: entries that expired during a test and nobody removed)."""
         ...
 
     # -- writes --------------------------------------------------------------
@@ -268,7 +269,12 @@ class Store(Protocol):
 class Backend(Protocol):
     """Something ``ConnectionCache.use_backend`` accepts: it opens a store for a cache."""
 
-    def open_store(self, *, max_entries: int | None) -> Store: ...
+    def open_store(
+        self, *, max_entries: int | None, count_near_hit: Callable[[], object] | None = None
+    ) -> Store:
+        """A store for one cache. ``count_near_hit``: what a store that answers some
+        lookups from a copy in this process calls for each (``stats.near_hits``)."""
+        ...
 
     def close(self) -> None:
         """Release the backend's connections (at a service's shutdown)."""

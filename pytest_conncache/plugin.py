@@ -19,7 +19,7 @@ import uuid
 import warnings
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -30,7 +30,17 @@ from ._events import SHOWN, section
 from ._freezegun import freezegun_use, refusal
 from ._frozen import FrozenClock, TravelControl
 from ._hooks import observers
-from ._report import FIELDS, FamilyCounter, Row, add_up, family_rows, table, touched, write_json
+from ._report import (
+    FIELDS,
+    FamilyCounter,
+    Row,
+    add_expired,
+    add_up,
+    family_rows,
+    table,
+    touched,
+    write_json,
+)
 from ._singleton import connection_cache as _singleton
 
 _STATS_ATTR = "conncache_stats"
@@ -39,6 +49,14 @@ _EVENTS_SECTION = "conncache events"
 _MARKER = "conncache"
 _SETTINGS = pytest.StashKey["Settings"]()
 _STRICT = pytest.StashKey[Any]()  # the test's StrictChecks, while it runs
+_WANTED = pytest.StashKey[tuple[bool, bool]]()  # (isolate, strict), read at collection
+
+
+class Moved(NamedTuple):
+    """What a guard put back: where the test moved it (file, line) and the warning."""
+
+    where: tuple[str, int] | None
+    message: str
 
 
 class ConncacheWarning(pytest.PytestWarning):
@@ -95,6 +113,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="fail a test that stores a value Redis would give back changed, or mutates "
         "a value it got from an in-memory cache (production parity)",
+    )
+    group.addoption(
+        "--no-conncache-strict",
+        action="store_false",
+        dest="conncache_strict",
+        help="turn the strict checks off even where the ini file turns them on",
     )
     parser.addini(
         "conncache_backend",
@@ -174,7 +198,7 @@ class Tests:
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         # Before any fixture of this test runs: what setup does counts, what
         # the previous test left behind does not.
-        isolate, strict = _wanted(item)
+        isolate, strict = item.stash.get(_WANTED, None) or _wanted(item)
         for cache in _registry.live_caches():
             # Only memory is emptied: the plugin never deletes data on a Redis
             # server it was not pointed at (--conncache-backend isolates the
@@ -182,17 +206,22 @@ class Tests:
             cache.reset(empty=isolate and not cache.shared)
         if _singleton.backend is not self.backend:
             # Moved between tests: at import, collection, or by a wider fixture.
-            self._guard_singleton(item, when="before")
+            moved = self._guard_singleton(item.nodeid, when="before")
+            if moved is not None:
+                _warn_at(*moved)
         if self.namespaces is not None:
             self.namespaces.enter(_singleton)
         self.backend = _singleton.backend
-        _registry.restart()
+        _registry.restart(just_reset=True)
         observers.record(SHOWN)
         self.clocks_started()
         self.frozen = False
         if strict:
             from ._strict import StrictChecks
 
+            manager = item.config.pluginmanager
+            if not manager.has_plugin("conncache-strict"):  # a test added after collection
+                manager.register(StrictCalls(), "conncache-strict")
             checks = item.stash[_STRICT] = StrictChecks()
             observers.register(checks)
 
@@ -204,37 +233,28 @@ class Tests:
         }
         self.frozen = frozen
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
-        try:
-            result = yield
-        finally:
-            checks = item.stash.get(_STRICT, None)
-            if checks is not None:
-                del item.stash[_STRICT]
-                observers.unregister(checks)
-        if checks is not None:
-            problems = checks.problems()
-            if problems:
-                pytest.fail("\n\n".join(problems), pytrace=False)
-        return result
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        # The strict checks need a wrapper around each test's call: registered
+        # only when some test runs strict, so that no other run pays for it.
+        strict = self.settings.strict
+        for item in items:
+            wanted = item.stash[_WANTED] = _wanted(item)  # setup reads it again
+            strict = strict or wanted[1]
+        if strict and not config.pluginmanager.has_plugin("conncache-strict"):
+            config.pluginmanager.register(StrictCalls(), "conncache-strict")
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_teardown(
-        self, item: pytest.Item, nextitem: pytest.Item | None
-    ) -> Generator[None, None, None]:
-        try:
-            return (yield)
-        finally:
-            # After every fixture finalizer: put back what the test moved.
-            self._guard_singleton(item)
-            self._guard_clocks()
-
-    def _guard_singleton(self, item: pytest.Item, when: str = "during") -> None:
-        """Put the shared cache back on the backend the plugin gave it, with a warning."""
+    def _guard_singleton(self, nodeid: str, when: str = "during") -> Moved | None:
+        """Put the shared cache back where the plugin had it; what to warn about."""
+        if _singleton.backend is self.backend:
+            return None
         expected = self.backend
-        if _singleton.backend is expected:
-            return
+        if self.namespaces is not None and expected is not self.namespaces.current:
+            # That namespace was dropped (never reopened: it would leave keys
+            # behind); the next test enters a fresh one.
+            expected = None
+        self.backend = expected
         moved = "to memory" if _singleton.backend is None else f"to {_singleton.backend!r}"
         where = _singleton.backend_set_at
         _singleton.use_backend(expected)
@@ -251,15 +271,17 @@ class Tests:
                 "the app's use_backend() call in tests (a setting, or a fixture that moves "
                 "it back)."
             )
-        _warn_at(
+        return Moved(
             where,
             f"connection_cache.use_backend() moved the shared cache {moved} {when} "
-            f"{item.nodeid}, and it stayed there: every later test would share what it "
+            f"{nodeid}, and it stayed there: every later test would share what it "
             f"stores (the plugin isolates tests by emptying in-memory caches and by giving "
             f"each test a Redis namespace of its own). {advice}",
         )
 
-    def _guard_clocks(self) -> None:
+    @staticmethod
+    def _guard_clocks() -> list[Moved]:
+        moved = []
         for name, holder in (
             ("default_clock", default_clock),
             ("default_wall_clock", default_wall_clock),
@@ -267,23 +289,59 @@ class Tests:
             if holder.redirected:
                 redirected_to, where = holder.source, holder.redirected_at
                 holder.restore()
-                _warn_at(
-                    where,
-                    f"pytest_conncache.{name} was still redirected to {redirected_to!r:.80} "
-                    f"after the test: every cache on it would have kept that time in later "
-                    f"tests. The plugin restored it; call {name}.restore() when done, or use "
-                    "the frozen_clock fixture, which does.",
+                moved.append(
+                    Moved(
+                        where,
+                        f"pytest_conncache.{name} was still redirected to "
+                        f"{redirected_to!r:.80} after the test: every cache on it would have "
+                        f"kept that time in later tests. The plugin restored it; call "
+                        f"{name}.restore() when done, or use the frozen_clock fixture, "
+                        "which does.",
+                    )
                 )
+        return moved
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
+        try:
+            return (yield)
+        finally:
+            # After every fixture finalizer, failing or not: put back everything
+            # the test moved first, then warn (a warning may be an error, -W error).
+            moved = [self._guard_singleton(item.nodeid), *self._guard_clocks()]
+            for each in moved:
+                if each is not None:
+                    _warn_at(*each)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.failed and not any(title == _EVENTS_SECTION for title, _ in report.sections):
             ring = observers.ring
             if ring is not None and hasattr(report, "location"):
-                total = sum(_registry.counts()[field] for field in FIELDS)
+                counted = _registry.counts()
+                total = sum(counted[field] for field in FIELDS)
                 text = section(list(ring), self.starts, total, self.frozen)
                 if text is not None:
                     report.sections.append((_EVENTS_SECTION, text))
+
+
+class StrictCalls:
+    """The strict checks' end: right after a test's call, before its fixtures go."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        try:
+            result = yield
+        finally:
+            checks = item.stash.get(_STRICT, None)
+            if checks is not None:
+                del item.stash[_STRICT]
+                observers.unregister(checks)
+        if checks is not None:
+            problems = checks.problems()
+            if problems:
+                pytest.fail("\n\n".join(problems), pytrace=False)
+        return result
 
 
 class ReportCollector:
@@ -296,7 +354,7 @@ class ReportCollector:
         self.rows: dict[str, Row] = {}
         self.families: dict[str, dict[str, int]] = {}
         self.family_counter: FamilyCounter | None = None
-        self.expired: dict[str, int] = {}
+        self.expired: dict[str, list[str]] = {}
         self.starts: list[tuple[ConnectionCache[Any], float]] = []
         if settings.report == "families":
             self.family_counter = FamilyCounter()
@@ -313,23 +371,20 @@ class ReportCollector:
         if self.family_counter is not None:
             self.family_counter.take()
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
-        try:
-            return (yield)
-        finally:
-            # Before the fixtures go (frozen_clock among them): every entry whose
-            # ttl ended during the test, read or not.
-            self.expired[item.nodeid] = self._expired()
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        # Before the fixtures go (frozen_clock among them): the entries whose
+        # ttl ended during the test that nobody removed (or counted) yet.
+        self.expired[item.nodeid] = self._expired_unremoved()
 
-    def _expired(self) -> int:
+    def _expired_unremoved(self) -> list[str]:
         started = {id(cache): at for cache, at in self.starts}
-        total = 0
+        keys: list[str] = []
         for cache in _registry.live_caches():
             if cache.shared and cache is not _singleton:
                 continue  # a namespace the plugin does not own: not walked
-            total += cache.expired_between(started.get(id(cache), float("-inf")), cache.now())
-        return total
+            keys += cache.expired_since(started.get(id(cache), float("-inf")))
+        return keys
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -340,11 +395,17 @@ class ReportCollector:
             # This process ran the test. Attach the counts before anything
             # else sees the report: pytest-xdist's worker serialises it next,
             # and plain ints reach the controller exactly as counted here.
-            counts = {field: _registry.counts()[field] for field in FIELDS}
-            counts["expirations"] = self.expired.pop(report.nodeid, counts["expirations"])
+            counted = _registry.counts()
+            counts = {field: counted[field] for field in FIELDS}
+            # Expirations: those removed (counted by the caches) and those still
+            # stored; the report counts every ttl that ended in the test.
+            unremoved = self.expired.pop(report.nodeid, [])
+            counts["expirations"] += len(unremoved)
             setattr(report, _STATS_ATTR, counts)
             if self.family_counter is not None:
-                setattr(report, _FAMILIES_ATTR, self.family_counter.take())
+                by_family = self.family_counter.take()
+                add_expired(by_family, unremoved)
+                setattr(report, _FAMILIES_ATTR, by_family)
         if isinstance(counts, dict) and touched(counts):
             self.rows[report.nodeid] = {"nodeid": report.nodeid, **counts}
         families = getattr(report, _FAMILIES_ATTR, None)
@@ -387,26 +448,37 @@ class RedisNamespaces:
     """--conncache-backend: the singleton on Redis, in a namespace of its own per test."""
 
     def __init__(self, url: str) -> None:
+        shown = _without_password(url)
         try:
+            import redis
+
             from ._redis import RedisBackend
         except ImportError as error:
             raise pytest.UsageError(
-                f"--conncache-backend={url} needs redis-py: pip install 'pytest-conncache[redis]'"
-                f" ({error})"
+                f"--conncache-backend={shown} needs redis-py: "
+                f"pip install 'pytest-conncache[redis]' ({error})"
             ) from None
-        self.url = url
+        self.url = shown
         # Unique per process, so pytest-xdist workers never share a namespace.
         self.run_id = f"conncache-test-{uuid.uuid4().hex[:12]}"
         try:
             self.base = RedisBackend.from_url(url, namespace=self.run_id)
         except (ValueError, TypeError) as error:
-            raise pytest.UsageError(f"--conncache-backend: bad URL {url!r}: {error}") from None
+            raise pytest.UsageError(
+                f"--conncache-backend: bad URL {shown!r}: {str(error).replace(url, shown)}"
+            ) from None
         try:
             self.base.client.ping()
+        except redis.AuthenticationError as error:
+            self.base.close()
+            raise pytest.UsageError(
+                f"--conncache-backend={shown}: Redis refused the credentials "
+                f"({type(error).__name__}: {error})"
+            ) from None
         except Exception as error:
             self.base.close()
             raise pytest.UsageError(
-                f"--conncache-backend={url}: Redis does not answer ({type(error).__name__}: "
+                f"--conncache-backend={shown}: Redis does not answer ({type(error).__name__}: "
                 f"{error}); start it, or run without --conncache-backend"
             ) from None
         self.count = 0
@@ -469,6 +541,21 @@ def _warn_at(where: tuple[str, int] | None, message: str) -> None:
         warnings.warn_explicit(warning, ConncacheWarning, filename=where[0], lineno=where[1])
 
 
+def _without_password(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``, for printing."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = parts.username or ""
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    except ValueError:
+        return "<a URL that cannot be parsed>"
+
+
 def _wanted(item: pytest.Item) -> tuple[bool, bool]:
     """(isolate, strict) for ``item``: its ``conncache`` marker, else the run's settings."""
     settings = item.config.stash[_SETTINGS]
@@ -481,8 +568,14 @@ def _wanted(item: pytest.Item) -> tuple[bool, bool]:
                 f"{item.nodeid}: @pytest.mark.conncache takes only isolate=True/False and "
                 f"strict=True/False, got args={marker.args!r} kwargs={marker.kwargs!r}"
             )
-        isolate = bool(marker.kwargs.get("isolate", isolate))
-        strict = bool(marker.kwargs.get("strict", strict))
+        for name, value in marker.kwargs.items():
+            if not isinstance(value, bool):
+                raise pytest.UsageError(
+                    f"{item.nodeid}: @pytest.mark.conncache({name}=...) must be True or False, "
+                    f"got {value!r:.40} ({type(value).__name__})"
+                )
+        isolate = marker.kwargs.get("isolate", isolate)
+        strict = marker.kwargs.get("strict", strict)
     return isolate, strict
 
 

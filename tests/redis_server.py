@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -121,3 +122,8 @@ class RedisServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def command(client: redis.Redis, *args: Any) -> Any:
+    """``client.execute_command(*args)``, typed (redis-py leaves it untyped)."""
+    return client.execute_command(*args)  # type: ignore[no-untyped-call]

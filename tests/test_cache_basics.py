@@ -732,3 +732,17 @@ def test_caches_count_independently(clock: FakeClock) -> None:
     one.set("k", 1)
     one.get("k")
     assert two.stats == CacheStats()
+
+
+def test_a_set_replacing_an_expired_entry_counts_its_expiration() -> None:
+    clock = FakeClock()
+    cache: ConnectionCache[Any] = ConnectionCache(10, clock=clock)
+    cache.set("session:1", "old")
+    clock.advance(10)
+
+    cache.set("session:1", "new")
+
+    assert cache.stats.expirations == 1
+    assert cache.stats.sets == 2
+    assert cache.get("session:1") == "new"
+    assert cache.last_removal("session:1") is None  # stored again: not "removed"

@@ -280,16 +280,20 @@ def test_unregistered_observer_hears_nothing_more(cache: ConnectionCache[Any]) -
     assert rec.events == [("miss", "a")]
 
 
-def test_active_is_true_only_while_an_observer_is_registered() -> None:
-    baseline = bool(observers.get_plugins())  # e.g. the plugin's report counter
-    assert observers.active is baseline
+def test_hooked_is_true_only_while_an_observer_is_registered() -> None:
+    baseline = bool(observers.get_plugins())  # e.g. the plugin's families counter
+    # The plugin's event ring keeps caches active, without hook calls.
+    active_after = baseline or observers.ring is not None
+    assert observers.hooked is baseline
     rec = Recorder()
     observers.register(rec)
     try:
+        assert observers.hooked is True
         assert observers.active is True
     finally:
         observers.unregister(rec)
-    assert observers.active is baseline
+    assert observers.hooked is baseline
+    assert observers.active is active_after
 
 
 def test_active_stays_true_while_another_observer_remains() -> None:

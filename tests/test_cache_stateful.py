@@ -101,6 +101,9 @@ class CacheModel(RuleBasedStateMachine):
 
     def model_store(self, key: str, value: Any, ttl: float | None) -> None:
         seconds = DEFAULT_TTL * self.time_scale if ttl is None else float(ttl)
+        old = self.model.get(key)
+        if old is not None and self.now >= old.expires_at:
+            self.counts["expirations"] += 1  # replaced after it expired, unread
         if key not in self.model and self.max_entries is not None:
             if len(self.model) >= self.max_entries:
                 expired = [k for k, e in self.model.items() if self.now >= e.expires_at]

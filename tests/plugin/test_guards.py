@@ -18,7 +18,7 @@ def test_moving_the_singleton_in_a_test_warns_at_the_call_and_is_undone(
         class PretendBackend:
             # What an app hands use_backend at start-up: any Backend works,
             # here the store of another in-memory cache stands in for Redis.
-            def open_store(self, max_entries=None):
+            def open_store(self, max_entries=None, count_near_hit=None):
                 from pytest_conncache._memory import MemoryStore
                 return MemoryStore(max_entries)
 
@@ -62,7 +62,7 @@ def test_moving_the_singleton_at_import_warns_before_the_first_test(
         from pytest_conncache import ConnectionCache, connection_cache
 
         class PretendBackend:
-            def open_store(self, max_entries=None):
+            def open_store(self, max_entries=None, count_near_hit=None):
                 from pytest_conncache._memory import MemoryStore
                 return MemoryStore(max_entries)
 
@@ -96,7 +96,7 @@ def test_a_fixture_that_moves_the_cache_back_raises_no_warning(pytester: pytest.
         from pytest_conncache import connection_cache
 
         class PretendBackend:
-            def open_store(self, max_entries=None):
+            def open_store(self, max_entries=None, count_near_hit=None):
                 from pytest_conncache._memory import MemoryStore
                 return MemoryStore(max_entries)
 
@@ -169,3 +169,52 @@ def test_frozen_clock_restores_the_clock_itself_without_a_warning(
     result = pytester.runpytest_subprocess("-p", "no:randomly", "-W", "error::pytest.PytestWarning")
 
     result.assert_outcomes(passed=2)
+
+
+def test_with_warnings_as_errors_a_guard_fails_the_test_not_the_run(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_conncache import connection_cache, default_clock
+
+        class PretendBackend:
+            def open_store(self, max_entries=None, count_near_hit=None):
+                from pytest_conncache._memory import MemoryStore
+                return MemoryStore(max_entries)
+
+        def test_moves_both():
+            connection_cache.use_backend(PretendBackend())
+            default_clock.redirect(lambda: 5.0)
+
+        def test_after():
+            assert connection_cache.backend is None
+            assert not default_clock.redirected
+        """
+    )
+
+    result = pytester.runpytest_subprocess("-W", "error", "-p", "no:randomly")
+
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_moves_both*", "*ConncacheWarning*"])
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+@pytest.mark.parametrize("value", ['"no"', "0", "None"])
+def test_marker_values_must_be_booleans(pytester: pytest.Pytester, value: str) -> None:
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.conncache(strict={value})
+        def test_marked():
+            pass
+        """
+    )
+
+    result = pytester.runpytest_subprocess()
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*@pytest.mark.conncache(strict=...) must be True or False, got *"]
+    )

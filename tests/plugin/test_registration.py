@@ -76,8 +76,11 @@ def test_marker_rejects_unknown_arguments(pytester: pytest.Pytester) -> None:
 
     result = pytester.runpytest_subprocess()
 
-    assert result.ret != 0
-    result.stdout.fnmatch_lines(["*conncache takes only isolate=True/False*isolation*"])
+    # Refused at collection, before any test runs.
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: *::test_marked: @pytest.mark.conncache takes only isolate=True/False*isolation*"]
+    )
 
 
 def test_plugin_is_loaded_once_by_its_entry_point(pytester: pytest.Pytester) -> None:

@@ -259,6 +259,16 @@ def test_one_read_one_unread(connection_cache, frozen_clock):
 def test_nothing_expires(connection_cache, frozen_clock):
     connection_cache.set("k", 1, ttl=10)
     frozen_clock.advance(9)
+
+def test_expired_then_refilled(connection_cache, frozen_clock):
+    connection_cache.set("user:1", 1, ttl=10)
+    frozen_clock.advance(11)
+    connection_cache.get_or_set("user:1", lambda: 2)
+
+def test_expired_then_set_again_unread(connection_cache, frozen_clock):
+    connection_cache.set("user:2", 1, ttl=10)
+    frozen_clock.advance(11)
+    connection_cache.set("user:2", 2)
 """
 
 
@@ -269,7 +279,7 @@ def test_expirations_count_every_ttl_that_ended_during_the_test(
 
     result = pytester.runpytest_subprocess("--conncache-report-json=out.json", "-n", "2")
 
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=5)
     rows = {
         row["nodeid"].split("::")[1]: row
         for row in json.loads((pytester.path / "out.json").read_text())["tests"]
@@ -277,6 +287,11 @@ def test_expirations_count_every_ttl_that_ended_during_the_test(
     assert rows["test_three_expire_unread"]["expirations"] == 3
     assert rows["test_one_read_one_unread"]["expirations"] == 2
     assert rows["test_nothing_expires"]["expirations"] == 0
+    assert rows["test_expired_then_refilled"]["expirations"] == 1
+    assert rows["test_expired_then_set_again_unread"]["expirations"] == 1
+
+    families = pytester.runpytest_subprocess("--conncache-report=families")
+    families.stdout.re_match_lines([r"user\s+0\s+1\s+0.0%\s+4\s+0\s+2\s+0$"])
 
 
 FAMILY_TESTS = """

@@ -94,9 +94,13 @@ async def test_the_async_lock_waits_for_another_process_value(
         raise AssertionError("the second cache must not compute")
 
     task = asyncio.ensure_future(first.aget_or_set("k", slow))
-    await inside.wait()
-    assert await second.aget_or_set("k", never) == "from first"
-    assert await task == "from first"
+    # Bounded: if the first call fails before its factory, say so, never hang.
+    running = asyncio.ensure_future(inside.wait())
+    await asyncio.wait({task, running}, timeout=WAIT_LIMIT, return_when=asyncio.FIRST_COMPLETED)
+    running.cancel()
+    assert inside.is_set(), f"the first call never ran its factory: {task}"
+    assert await asyncio.wait_for(second.aget_or_set("k", never), WAIT_LIMIT) == "from first"
+    assert await asyncio.wait_for(task, WAIT_LIMIT) == "from first"
 
 
 def _get_calls(backend: RedisBackend) -> int:

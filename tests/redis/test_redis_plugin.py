@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, command
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -24,15 +24,16 @@ def pytester(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+@pytest.mark.parametrize("options", ["", "?near_cache=1"], ids=["plain", "near-cache"])
 def test_the_examples_pass_on_redis_with_the_same_report(
-    pytester: pytest.Pytester, redis_server: RedisServer
+    pytester: pytest.Pytester, redis_server: RedisServer, options: str
 ) -> None:
     for path in EXAMPLES.glob("*.py"):
         pytester.makepyfile(**{path.stem: path.read_text()})
 
     memory = pytester.runpytest_subprocess("--conncache-report-json=memory.json")
     on_redis = pytester.runpytest_subprocess(
-        f"--conncache-backend={redis_server.url}",
+        f"--conncache-backend={redis_server.url}{options}",
         "--conncache-report",
         "--conncache-report-json=redis.json",
     )
@@ -195,7 +196,7 @@ def test_a_namespace_that_could_not_be_dropped_is_never_reused(
     # user may only PING); the second test must get a namespace of its own,
     # and the run ends by naming the one left behind.
     admin: redis.Redis = redis.Redis.from_url(own_redis_server.url)
-    admin.execute_command("ACL", "SETUSER", "admin", "on", ">secret", "~*", "&*", "+@all")
+    command(admin, "ACL", "SETUSER", "admin", "on", ">secret", "~*", "&*", "+@all")
     admin_url = own_redis_server.url.replace("redis://", "redis://admin:secret@")
     pytester.makepyfile(
         f"""
@@ -291,4 +292,56 @@ def test_moving_the_singleton_off_the_test_namespace_warns_and_is_undone(
     )
     client: redis.Redis = redis.Redis.from_url(redis_server.url)
     client.delete(*client.keys("myapp-guard-test*"))
+    client.close()
+
+
+def test_a_password_in_the_url_is_never_printed(
+    pytester: pytest.Pytester, own_redis_server: RedisServer
+) -> None:
+    admin: redis.Redis = redis.Redis.from_url(own_redis_server.url)
+    command(admin, "ACL", "SETUSER", "app", "on", ">s3cret", "~*", "&*", "+@all")
+    admin.close()
+    good = own_redis_server.url.replace("redis://", "redis://app:s3cret@")
+    bad = own_redis_server.url.replace("redis://", "redis://app:wrong@")
+    pytester.makepyfile("def test_nothing(connection_cache): pass")
+
+    ran = pytester.runpytest_subprocess(f"--conncache-backend={good}")
+    refused = pytester.runpytest_subprocess(f"--conncache-backend={bad}")
+
+    ran.assert_outcomes(passed=1)
+    ran.stdout.fnmatch_lines(["conncache: connection_cache on redis://app:***@127.0.0.1:*"])
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(
+        ["ERROR: --conncache-backend=redis://app:***@*: Redis refused the credentials*"]
+    )
+    for result in (ran, refused):
+        assert "s3cret" not in result.stdout.str() + result.stderr.str()
+        assert "wrong" not in result.stdout.str() + result.stderr.str()
+
+
+def test_the_guard_leaves_nothing_behind_on_the_server(
+    pytester: pytest.Pytester, redis_server: RedisServer
+) -> None:
+    pytester.makepyfile(
+        f"""
+        from pytest_conncache import RedisBackend, connection_cache
+
+        def test_app_moves_it(connection_cache):
+            connection_cache.use_backend(
+                RedisBackend.from_url({redis_server.url!r}, namespace="myapp-leftover-test")
+            )
+
+        def test_next(connection_cache):
+            assert connection_cache.backend.namespace.startswith("conncache-test-")
+        """
+    )
+
+    result = pytester.runpytest_subprocess(
+        f"--conncache-backend={redis_server.url}", "-p", "no:randomly"
+    )
+
+    result.assert_outcomes(passed=2, warnings=1)
+    client: redis.Redis = redis.Redis.from_url(redis_server.url)
+    assert list(client.scan_iter(match="conncache-test-*")) == []
+    client.delete(*client.keys("myapp-leftover-test*") or ["none"])
     client.close()

@@ -133,7 +133,8 @@ _WORKER = textwrap.dedent(
     from pytest_conncache import ConnectionCache, RedisBackend
 
     cache = ConnectionCache(120)
-    cache.use_backend(RedisBackend.from_url(sys.argv[1], namespace=sys.argv[2]))
+    near = sys.argv[3] == "near"
+    cache.use_backend(RedisBackend.from_url(sys.argv[1], namespace=sys.argv[2], near_cache=near))
 
     def slow_database_read():
         print("reading", flush=True)
@@ -158,15 +159,18 @@ def test_a_fill_in_a_namespace_without_stamps_is_refused_by_their_creation(
     assert first.get("user-record:t:2") == "old value"
 
 
+@pytest.mark.parametrize("copy", ["plain", "near"])
 def test_two_real_processes_never_store_a_stale_result(
-    redis_server: RedisServer, namespace: str
+    redis_server: RedisServer, namespace: str, copy: str
 ) -> None:
-    backend = RedisBackend.from_url(redis_server.url, namespace=namespace)
+    backend = RedisBackend.from_url(
+        redis_server.url, namespace=namespace, near_cache=copy == "near"
+    )
     cache: Cache = ConnectionCache(120)
     cache.use_backend(backend)
     try:
         worker = subprocess.Popen(
-            [sys.executable, "-c", _WORKER, redis_server.url, namespace],
+            [sys.executable, "-c", _WORKER, redis_server.url, namespace, copy],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
