@@ -446,28 +446,88 @@ class RedisBackend:
         store = RedisStore(self).open()
         if not self.near_cache:
             return store
-        from ._near import DEFAULT_MAX_ENTRIES, NearStore
+        from ._near import DEFAULT_MAX_ENTRIES, ClusterInvalidations, NearStore, OnDown, OnKeys
 
-        near = NearStore(
-            store,
-            max_entries=self.near_max_entries or DEFAULT_MAX_ENTRIES,
-            count_near_hit=count_near_hit or _nothing,
-            connect=self.channel_connection,
-            prefix=self.prefix,
-            where=self.connections.outage.where,
-        )
-        self.connections.near_stores.add(near.open())
+        where = self.connections.outage.where
+        if not self.cluster:
+            near = NearStore(
+                store,
+                max_entries=self.near_max_entries or DEFAULT_MAX_ENTRIES,
+                count_near_hit=count_near_hit or _nothing,
+                connect=self.channel_connection,
+                prefix=self.prefix,
+                where=where,
+            )
+        else:
+            prefixes = [bucket.prefix for bucket in self.layout.buckets]
+
+            def channels(on_keys: OnKeys, on_down: OnDown) -> ClusterInvalidations:
+                return ClusterInvalidations(
+                    self.slot_map, self.channel_connection, prefixes, on_keys, on_down, where
+                )
+
+            near = NearStore(
+                store,
+                max_entries=self.near_max_entries or DEFAULT_MAX_ENTRIES,
+                count_near_hit=count_near_hit or _nothing,
+                where=where,
+                channel=channels,
+                key_of=self._entry_key,
+            )
+        try:
+            self.connections.near_stores.add(near.open())
+        except BaseException:
+            store.close()
+            raise
         return near
 
-    def channel_connection(self) -> redis.Connection:
-        """A new, unconnected RESP2 connection to this backend's server, outside the
-        pool: what a near cache's invalidation channel listens on."""
-        pool = self.client.connection_pool
-        settings = {**pool.connection_kwargs, "protocol": 2}  # RESP2: redirect + SUBSCRIBE
+    def channel_connection(self, host: str | None = None, port: int | None = None) -> Any:
+        """A new, unconnected RESP2 ``redis.Connection`` outside the pools, to this
+        backend's server (on a cluster: to the node ``host``:``port``): what a near
+        cache's invalidation channel listens on."""
+        client = self.client
+        if isinstance(client, redis.cluster.RedisCluster):
+            if host is None or port is None:
+                raise TypeError("on a Redis Cluster, channel_connection needs a host and port")
+            settings = {**_connection_kwargs(client), "host": host, "port": port}
+            kind: Any = settings.pop("connection_class", redis.Connection)
+        else:
+            pool = client.connection_pool
+            settings = dict(pool.connection_kwargs)
+            kind = pool.connection_class
+        settings["protocol"] = 2  # RESP2: redirect + SUBSCRIBE
         for resp3_only in ("cache", "cache_config", "maint_notifications_config"):
             settings.pop(resp3_only, None)
-        connection: redis.Connection = pool.connection_class(**settings)
-        return connection
+        return kind(**settings)
+
+    def slot_map(self) -> tuple[tuple[int, int, str, int], ...]:
+        """The cluster's slot map, as the first node that answers tells it: (first slot,
+        last slot, host, port) of each master's ranges, sorted. What a near cache on a
+        cluster follows; raises ``redis.ConnectionError`` when no node answers."""
+        client: Any = self.client  # redis-py's cluster client is not annotated
+        if not self.cluster:
+            raise TypeError(f"{self!r} is not on a Redis Cluster")
+        error: BaseException | None = None
+        for node in client.get_nodes():
+            try:
+                reply = client.get_redis_connection(node).execute_command("CLUSTER", "SLOTS")
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as failed:
+                error = failed
+                continue
+            return tuple(
+                sorted(
+                    (int(row[0]), int(row[1]), _text(row[2][0]) or node.host, int(row[2][1]))
+                    for row in reply
+                )
+            )
+        raise redis.ConnectionError(f"no node of {self.connections.outage.where} answers ({error})")
+
+    def _entry_key(self, name: bytes) -> str | None:
+        """The cache key of the entry named ``name`` (None: not an entry of ours)."""
+        bucket = self.layout.owner(name)
+        if bucket is None or not name.startswith(bucket.raw_prefix):
+            return None
+        return name[len(bucket.raw_prefix) :].decode("utf-8", "surrogateescape")
 
     def drop_namespace(self) -> int:
         """Delete every key of this namespace, its index and stamps included; how many.
@@ -664,6 +724,10 @@ def _async_cluster_twin(client: redis.cluster.RedisCluster) -> AsyncClient:
 
 def _nothing() -> None:
     return None
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _own_query_options(url: str) -> tuple[str, dict[str, Any]]:
