@@ -17,8 +17,9 @@ the figure is the median ratio, printed with its spread):
 Besides the targets it prints the per-call costs docs/redis.md builds its
 "on paper" scaling from: a set, an invalidate with and without waiting for
 a replica, a prefix invalidation that removes nothing (the fan-out over the
-16 buckets alone), and a one-server ``get`` / ``invalidate_prefix`` for
-comparison.
+16 buckets alone), a ``get`` answered by the near cache (``near_cache=True``,
+one invalidation channel per master), and a one-server ``get`` /
+``invalidate_prefix`` for comparison.
 """
 
 from __future__ import annotations
@@ -164,6 +165,9 @@ def _hits(cluster: LocalCluster, result: Result, calls: int, rounds: int) -> Non
             ratios,
         )
 
+        result.costs["near hit (near_cache=True, a channel per master)"] = _near_hit(
+            cluster, calls, rounds
+        )
         result.costs["set"] = per_call(lambda: cache.set(KEY, VALUE), calls, rounds)
         result.costs["invalidate (WAIT 1)"] = (
             per_call(lambda: _set_and_invalidate(cache), calls // 2, rounds) - result.costs["set"]
@@ -182,6 +186,26 @@ def _hits(cluster: LocalCluster, result: Result, calls: int, rounds: int) -> Non
         backend.drop_namespace()
         backend.close()
         raw.close()
+
+
+def _near_hit(cluster: LocalCluster, calls: int, rounds: int) -> float:
+    """Microseconds per ``get`` answered by the near copy, on the namespace ``_hits`` filled."""
+    backend = RedisBackend.from_url(cluster.url, namespace="bench", near_cache=True)
+    near: ConnectionCache[Any] = ConnectionCache(300)
+    near.use_backend(backend)
+    try:
+        deadline = time.monotonic() + 5
+        while near.stats.near_hits == 0:  # the first read fills the copy
+            assert time.monotonic() < deadline, "the near copy never answered"
+            near.get(KEY)
+            time.sleep(0.001)
+        before = near.stats.near_hits
+        cost = per_call(lambda: near.get(KEY), calls * 10, rounds)
+        assert near.stats.near_hits == before + calls * 10 * rounds
+        return cost
+    finally:
+        near.use_backend(None)
+        backend.close()
 
 
 def _prefix_drop(
