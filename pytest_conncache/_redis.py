@@ -365,6 +365,7 @@ class RedisBackend:
             return cls(server, namespace=namespace, **own)
 
         server.close()
+        options = {**_CLUSTER_RETRIES, **options}
         client = _cluster_client(url, retries, options)
 
         def async_cluster_client() -> AsyncClient:
@@ -714,12 +715,24 @@ def _async_cluster_twin(client: redis.cluster.RedisCluster) -> AsyncClient:
         for name, value in _connection_kwargs(client).items()
         if name in takes and name not in ("host", "port", "retry", "startup_nodes")
     }
+    if _CLUSTER_RETRIES:
+        kwargs["cluster_error_retry_attempts"] = getattr(
+            client, "cluster_error_retry_attempts", _CLUSTER_RETRIES["cluster_error_retry_attempts"]
+        )
     return redis.asyncio.cluster.RedisCluster(
         host=node.host,
         port=node.port,
         retry=redis.asyncio.retry.Retry(NoBackoff(), 1),
         **kwargs,
     )
+
+
+# redis-py 5 retries a cluster command cluster_error_retry_attempts times (3)
+# besides what its retry object says: one retry, as on 6 and later, where the
+# retry object alone counts (and the keyword is deprecated).
+_CLUSTER_RETRIES: dict[str, Any] = (
+    {"cluster_error_retry_attempts": 1} if int(redis.__version__.split(".")[0]) < 6 else {}
+)
 
 
 def _nothing() -> None:

@@ -193,12 +193,37 @@ class ClusterNodeError(redis.exceptions.ResponseError):
 
 def explain(error: Exception) -> Exception:
     """What a one-server client's redirection error means, said plainly."""
-    if isinstance(error, (AskError, ClusterCrossSlotError)):
+    if isinstance(error, (AskError, ClusterCrossSlotError)) or (
+        # redis-py 5's one-server client raises a plain ResponseError for these
+        isinstance(error, redis.ResponseError)
+        and str(error).startswith(("CROSSSLOT ", "MOVED ", "ASK "))
+    ):
         return ClusterNodeError(
             f"Redis answered {type(error).__name__} ({error}): the server is a node of a "
             "Redis Cluster, but this backend talks to one server (RedisBackend.from_url with "
             "cluster=False, or a redis.Redis client); use cluster=None or cluster=True, or "
             "give RedisBackend a redis.cluster.RedisCluster"
+        )
+    return error
+
+
+def topology_race(error: Exception) -> Exception:
+    """``error``, unless it is redis-py 5's cluster client tripping over itself.
+
+    Before redis-py 6, one thread refreshing the cluster's topology
+    (``NodesManager.initialize``) while another drops a node that failed
+    raises ``RuntimeError: dictionary changed size during iteration``, and a
+    refresh that closes the connections of a node another thread is reading
+    from raises ``ValueError: I/O operation on closed file``: for the
+    caller, a node that did not answer during a failover. Returned as the
+    ``redis.ConnectionError`` it stands for, so reads fail open and
+    invalidations fail loud, to be retried.
+    """
+    if (isinstance(error, RuntimeError) and "changed size during iteration" in str(error)) or (
+        isinstance(error, ValueError) and "I/O operation on closed file" in str(error)
+    ):
+        return redis.ConnectionError(
+            f"redis-py's cluster client met a topology change in another thread ({error})"
         )
     return error
 
@@ -586,8 +611,11 @@ class ClusterIO:
             else:
                 reply = self.execute(*step)  # type: ignore[misc]
         except Exception as error:
-            watch.saw(name, error)
-            raise
+            raised = topology_race(error)
+            watch.saw(name, raised)
+            if raised is error:
+                raise
+            raise raised from error
         watch.saw(name, reply)
         return reply
 
@@ -615,12 +643,12 @@ class ClusterIO:
                 try:
                     reply = list(pipe.execute(raise_on_error=False))
                 except Exception as error:  # no connection to any node
-                    reply = [error] * len(request)
+                    reply = [topology_race(error)] * len(request)
         except StopIteration as done:
             result: list[Any] = done.value
             return result
         except Exception as error:  # a topology refresh that found no node
-            return [error] * len(fan.steps)
+            return [topology_race(error)] * len(fan.steps)
 
 
 class AsyncClusterIO:
@@ -673,8 +701,11 @@ class AsyncClusterIO:
             else:
                 reply = await self.execute(*step)  # type: ignore[misc]
         except Exception as error:
-            watch.saw(name, error)
-            raise
+            raised = topology_race(error)
+            watch.saw(name, raised)
+            if raised is error:
+                raise
+            raise raised from error
         watch.saw(name, reply)
         return reply
 
@@ -702,9 +733,9 @@ class AsyncClusterIO:
                 try:
                     reply = list(await pipe.execute(raise_on_error=False))
                 except Exception as error:
-                    reply = [error] * len(request)
+                    reply = [topology_race(error)] * len(request)
         except StopIteration as done:
             result: list[Any] = done.value
             return result
         except Exception as error:
-            return [error] * len(fan.steps)
+            return [topology_race(error)] * len(fan.steps)
