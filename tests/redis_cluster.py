@@ -60,36 +60,36 @@ class LocalCluster:
         self.replicas = replicas
         self.node_timeout = node_timeout
         self.directory = Path(tempfile.mkdtemp(prefix="conncache-cluster-"))
-        self.nodes: list[RedisServer] = []
-        for _ in range(masters * (1 + replicas)):
-            port = free_port()
-            self.nodes.append(
-                RedisServer(
-                    server_binary,
-                    port,
-                    [
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-port",
-                        str(free_port()),
-                        "--cluster-config-file",
-                        str(self.directory / f"nodes-{port}.conf"),
-                        "--cluster-node-timeout",
-                        str(node_timeout),
-                        "--dir",
-                        str(self.directory),
-                        # A replica's first sync starts at once (the default
-                        # waits 5 s for more replicas to share it), and a master
-                        # pings its replicas every second, so that their offset
-                        # moves and the cluster lists them (CLUSTER SLOTS leaves
-                        # out a replica at offset 0) in a second, not in ten.
-                        "--repl-diskless-sync-delay",
-                        "0",
-                        "--repl-ping-replica-period",
-                        "1",
-                    ],
-                )
-            )
+        self.nodes: list[RedisServer] = [self._new_node() for _ in range(masters * (1 + replicas))]
+
+    def _new_node(self) -> RedisServer:
+        """A node on two free ports (its clients', its cluster bus's), not started."""
+        port = free_port()
+        return RedisServer(
+            self.server_binary,
+            port,
+            [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-port",
+                str(free_port()),
+                "--cluster-config-file",
+                str(self.directory / f"nodes-{port}.conf"),
+                "--cluster-node-timeout",
+                str(self.node_timeout),
+                "--dir",
+                str(self.directory),
+                # A replica's first sync starts at once (the default
+                # waits 5 s for more replicas to share it), and a master
+                # pings its replicas every second, so that their offset
+                # moves and the cluster lists them (CLUSTER SLOTS leaves
+                # out a replica at offset 0) in a second, not in ten.
+                "--repl-diskless-sync-delay",
+                "0",
+                "--repl-ping-replica-period",
+                "1",
+            ],
+        )
 
     @property
     def ports(self) -> list[int]:
@@ -103,8 +103,8 @@ class LocalCluster:
     def start(self, timeout: float = 60.0) -> None:
         """Start every node, create the cluster, and wait until it is whole."""
         try:
-            for node in self.nodes:
-                node.start()
+            for position in range(len(self.nodes)):
+                self._start_node(position)
             subprocess.run(
                 [
                     self.cli_binary,
@@ -123,6 +123,19 @@ class LocalCluster:
         except BaseException:
             self.stop()
             raise
+
+    def _start_node(self, position: int, attempts: int = 3) -> None:
+        """Start the node at ``position``; if it exits at once (a port that was free
+        when picked was taken meanwhile, by another test process's server or an
+        outgoing connection), try again on new ports."""
+        for attempt in range(attempts):
+            try:
+                self.nodes[position].start()
+                return
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+                self.nodes[position] = self._new_node()
 
     def wait_until_whole(self, timeout: float = 60.0) -> None:
         """Until every running node says ``cluster_state:ok``, they agree on
