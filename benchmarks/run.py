@@ -1,4 +1,4 @@
-"""Command line for the benchmarks: ``python -m benchmarks [core|overhead|all] [options]``."""
+"""Command line for the benchmarks: ``python -m benchmarks [core|overhead|...|all] [options]``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_async, bench_near, bench_redis, bench_tags, core, plugin_overhead
+from benchmarks import (
+    bench_async,
+    bench_cluster,
+    bench_near,
+    bench_redis,
+    bench_tags,
+    core,
+    plugin_overhead,
+)
+from tests.redis_cluster import redis_cli_binary
 from tests.redis_server import redis_server_binary
 
 
@@ -27,7 +36,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "what",
         nargs="?",
-        choices=("all", "core", "overhead", "redis", "async", "tags", "near"),
+        choices=("all", "core", "overhead", "redis", "async", "tags", "near", "cluster"),
         default="all",
         help="which benchmarks to run (default: all)",
     )
@@ -113,6 +122,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("The near cache on a throwaway redis-server, with real second processes")
         print(bench_near.format_report(result["near"]))
         print()
+    cluster_tools = redis_server_binary() is not None and redis_cli_binary() is not None
+    if args.what == "cluster" or (args.what == "all" and cluster_tools):
+        result["cluster"] = bench_cluster.run(args.quick, _progress)
+        figures += result["cluster"]["figures"]
+        print("ConnectionCache on a throwaway Redis Cluster (3 masters, 3 replicas), raw redis-py")
+        print(bench_cluster.format_report(result["cluster"]))
+        print()
+    elif args.what == "all":
+        print("(no redis-server or redis-cli installed: the cluster figures were not measured)\n")
 
     if args.quick or args.scale != 1.0:
         print("(smoke run: sizes and repeats differ from the targets'; only a full run decides)")

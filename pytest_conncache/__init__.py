@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 __all__ = [
     "DEFAULT_TTL",
     "CacheStats",
+    "ClusterNodeError",
     "ConnectionCache",
     "FrozenClock",
     "JsonSerializer",
+    "NotReplicated",
     "PickleSerializer",
     "RedisBackend",
     "assert_cached",
@@ -39,17 +41,22 @@ from ._stats import CacheStats
 
 if TYPE_CHECKING:
     from ._redis import RedisBackend
+    from ._redis_io import ClusterNodeError, NotReplicated
     from ._serializers import JsonSerializer, PickleSerializer
 
 
 def __getattr__(name: str) -> Any:
-    # Imported on first use only: RedisBackend needs redis (the optional
+    # Imported on first use only: RedisBackend and its errors need redis (the optional
     # ``redis`` extra), and the serializers pull in pickle, which neither
     # in-memory caches nor the plugin's start-up should pay for.
     if name == "RedisBackend":
         from ._redis import RedisBackend
 
         return RedisBackend
+    if name in ("NotReplicated", "ClusterNodeError"):
+        from . import _redis_io
+
+        return getattr(_redis_io, name)
     if name in ("JsonSerializer", "PickleSerializer"):
         from . import _serializers
 

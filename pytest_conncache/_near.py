@@ -28,6 +28,14 @@ Safety before speed:
   in between. Both steps hold the copy's lock, so an invalidation is either
   applied after the value was kept (and drops it) or seen by the check.
 
+On a Redis Cluster (``ClusterInvalidations``) there is one such channel per
+master, each tracking every bucket prefix of the namespace (a bucket's
+slot may move to any master), and a watcher that reads the slot map every
+``TOPOLOGY_EVERY`` seconds. The copy is served only while every master's
+channel is up; it is emptied when any of them goes down and whenever the
+slot map changes (a failover, a slot moved), and the channels follow the
+new masters.
+
 What it does not promise: between another process's write and the moment
 the message reaches this process (the propagation delay, measured by
 ``python -m benchmarks near``), the copy may still serve the old value. The
@@ -38,6 +46,7 @@ treat values as read-only.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -61,6 +70,15 @@ HEALTH_TIMEOUT = 2.0
 RETRY_FIRST, RETRY_MAX = 0.05, 1.0
 #: How many entries a near copy holds by default.
 DEFAULT_MAX_ENTRIES = 10_000
+#: How often a cluster's near cache reads the slot map (a failover, a slot moved).
+TOPOLOGY_EVERY = 0.25
+
+#: The callbacks of a channel: key names of a message (None: all), and "went down".
+OnKeys = Callable[[list[bytes] | None], None]
+OnDown = Callable[[], None]
+#: A cluster's slot map as the channels see it: (first slot, last slot, host, port)
+#: of each master's ranges, sorted.
+SlotMap = tuple[tuple[int, int, str, int], ...]
 
 
 class Connection(Protocol):
@@ -73,6 +91,19 @@ class Connection(Protocol):
     def disconnect(self) -> None: ...
 
 
+class Channel(Protocol):
+    """What a ``NearStore`` asks of its invalidation channel (see ``Invalidations``)."""
+
+    @property
+    def up(self) -> bool: ...
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def first_error(self) -> BaseException | None: ...
+    def start(self, wait: float) -> None: ...
+    def close(self) -> None: ...
+
+
 class Invalidations:
     """The invalidation channel of one namespace: a thread reading one connection.
 
@@ -82,22 +113,25 @@ class Invalidations:
     the key names of each message (None: everything) and ``on_down()``
     whenever the channel goes down; both run on the channel's thread, and
     are held weakly: the thread ends when the store they belong to is gone.
-    ``first_error``: why the first attempt failed, if it did.
+    ``first_error``: why the first attempt failed, if it did. ``prefix``:
+    the key prefix tracked, or several (a cluster's buckets).
     """
 
     def __init__(
         self,
         connect: Callable[[], Any],
-        prefix: str,
-        on_keys: Callable[[list[bytes] | None], None],
-        on_down: Callable[[], None],
+        prefix: str | Sequence[str],
+        on_keys: OnKeys,
+        on_down: OnDown,
         where: str,
     ) -> None:
         self.up = False
         self.epoch = 0
         self.first_error: BaseException | None = None
         self._connect = connect
-        self._prefix = prefix
+        self._prefixes = (prefix,) if isinstance(prefix, str) else tuple(prefix)
+        # What the log calls it: the prefix, or the namespace's common start.
+        self._prefix = prefix if isinstance(prefix, str) else _common_start(self._prefixes)
         self._on_keys = weakref.WeakMethod(on_keys)
         self._on_down = weakref.WeakMethod(on_down)
         self._where = where
@@ -165,9 +199,8 @@ class Invalidations:
         connection.connect()
         connection.send_command("CLIENT", "ID")
         own_id = connection.read_response()
-        connection.send_command(
-            "CLIENT", "TRACKING", "ON", "REDIRECT", own_id, "BCAST", "PREFIX", self._prefix
-        )
+        prefixes = [word for prefix in self._prefixes for word in ("PREFIX", prefix)]
+        connection.send_command("CLIENT", "TRACKING", "ON", "REDIRECT", own_id, "BCAST", *prefixes)
         connection.read_response()
         connection.send_command("SUBSCRIBE", CHANNEL)
         connection.read_response()
@@ -213,11 +246,174 @@ class Invalidations:
                 connection.disconnect()
 
 
+class ClusterInvalidations:
+    """The invalidation channels of one namespace on a Redis Cluster: one per master.
+
+    ``slot_map()`` reads the cluster's slot map (raising when no node
+    answers); ``connect_to(host, port)`` makes an unconnected RESP2
+    connection to a node. Each master gets an ``Invalidations`` tracking
+    every one of ``prefixes``. A watcher thread reads the slot map every
+    ``TOPOLOGY_EVERY`` seconds; on any change (a failover, a slot moved) it
+    empties the copy, closes the channels of nodes that are no longer
+    masters and opens channels to the new ones.
+
+    ``up`` holds while the slot map is known and every master's channel is
+    up; ``epoch`` changes whenever any channel goes down or comes up and
+    whenever the slot map changes, so a read in flight across any of these
+    keeps nothing.
+    """
+
+    def __init__(
+        self,
+        slot_map: Callable[[], SlotMap],
+        connect_to: Callable[[str, int], Any],
+        prefixes: Sequence[str],
+        on_keys: OnKeys,
+        on_down: OnDown,
+        where: str,
+    ) -> None:
+        self.first_error: BaseException | None = None
+        self._slot_map = slot_map
+        self._connect_to = connect_to
+        self._prefixes = tuple(prefixes)
+        self._on_keys = weakref.WeakMethod(on_keys)
+        self._on_down = weakref.WeakMethod(on_down)
+        self._where = where
+        self._epoch = 0
+        self._map: SlotMap | None = None
+        # (host, port) -> its channel; replaced whole, never changed in place
+        self._channels: dict[tuple[str, int], Invalidations] = {}
+        self._closed = threading.Event()
+        self._thread = threading.Thread(
+            target=self._watch,
+            name=f"conncache-near-{_common_start(self._prefixes)[:40]}-slots",
+            daemon=True,
+        )
+
+    @property
+    def up(self) -> bool:
+        channels = self._channels
+        return (
+            self._map is not None
+            and bool(channels)
+            and all(channel.up for channel in channels.values())
+        )
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    def start(self, wait: float) -> None:
+        """Read the slot map and open a channel per master, waiting up to ``wait`` seconds
+        for each first attempt; then start the watcher."""
+        try:
+            self._follow(self._slot_map(), wait)
+        except Exception as error:
+            self.first_error = error  # no node answers: the watcher tries again
+        for channel in self._channels.values():
+            if channel.first_error is not None and self.first_error is None:
+                self.first_error = channel.first_error
+        self._thread.start()
+
+    def close(self) -> None:
+        self._closed.set()
+        channels, self._channels = self._channels, {}
+        for channel in channels.values():
+            channel.close()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2 * HEALTH_TIMEOUT)
+
+    # -- the channels' callbacks (their threads) ----------------------------------------
+
+    def _keys(self, names: list[bytes] | None) -> None:
+        if names is None:
+            self._epoch += 1  # a channel came up: reads begun before keep nothing
+        handler = self._on_keys()
+        if handler is not None:
+            handler(names)
+
+    def _down(self) -> None:
+        self._epoch += 1
+        handler = self._on_down()
+        if handler is not None:
+            handler()
+
+    # -- following the slot map ------------------------------------------------------------
+
+    def _watch(self) -> None:
+        warned = False
+        while not self._closed.wait(TOPOLOGY_EVERY):
+            if self._on_keys() is None:
+                break  # the store is gone
+            try:
+                found = self._slot_map()
+            except Exception as error:
+                if self._map is not None:
+                    self._map = None  # unknown: bypass the copy until it is read again
+                    self._down()
+                if not warned:
+                    warned = True
+                    log.warning(
+                        "near cache at %s: cannot read the cluster's slot map (%s: %s); the "
+                        "near copy is bypassed until it can",
+                        self._where,
+                        type(error).__name__,
+                        error,
+                    )
+                continue
+            warned = False
+            if found != self._map:
+                self._follow(found, 0.0)
+        self.close()
+
+    def _follow(self, found: SlotMap, wait: float) -> None:
+        """Take the slot map ``found``: empty the copy, keep the channels of masters that
+        stay, open channels to new masters, close the others."""
+        self._map = None  # down while the channels change
+        self._down()
+        masters = {(host, port) for _, _, host, port in found}
+        old = self._channels
+        channels = {node: channel for node, channel in old.items() if node in masters}
+        for host, port in sorted(masters - channels.keys()):
+            channel = Invalidations(
+                functools.partial(self._connect_to, host, port),
+                self._prefixes,
+                self._keys,
+                self._down,
+                f"{host}:{port}, a master of {self._where}",
+            )
+            channels[(host, port)] = channel
+            channel.start(wait)
+        self._channels = channels
+        for node, channel in old.items():
+            if node not in masters:
+                channel.close()
+        if self._closed.is_set():
+            for channel in channels.values():
+                channel.close()
+            return
+        self._map = found
+        self._epoch += 1
+
+
+def _common_start(texts: Sequence[str]) -> str:
+    """The longest start all of ``texts`` share."""
+    first, last = min(texts), max(texts)
+    size = 0
+    while size < min(len(first), len(last)) and first[size] == last[size]:
+        size += 1
+    return first[:size]
+
+
 class NearStore:
     """A ``Store``: a ``RedisStore`` (``inner``) with a coherent in-process copy in front.
 
     ``count_near_hit`` is called once per lookup the copy answers (the
-    cache's ``stats.near_hits``).
+    cache's ``stats.near_hits``). The channel is an ``Invalidations`` on
+    ``connect()`` tracking ``prefix``, unless ``channel`` makes another (a
+    cluster's: ``ClusterInvalidations``) from the store's two callbacks;
+    ``key_of`` turns a key name of a message into the cache's key (None:
+    not an entry of this namespace; default: the name less ``prefix``).
     """
 
     shared = True
@@ -228,9 +424,11 @@ class NearStore:
         *,
         max_entries: int,
         count_near_hit: Callable[[], object],
-        connect: Callable[[], Any],
-        prefix: str,
+        connect: Callable[[], Any] | None = None,
+        prefix: str = "",
         where: str,
+        channel: Callable[[OnKeys, OnDown], Channel] | None = None,
+        key_of: Callable[[bytes], str | None] | None = None,
     ) -> None:
         self.inner = inner
         self.fail_open_reads = inner.fail_open_reads
@@ -245,7 +443,14 @@ class NearStore:
         # key -> the token of the newest read in flight for it
         self._pending: dict[str, object] = {}
         self._lock = threading.Lock()
-        self.channel = Invalidations(connect, prefix, self._invalidated, self._emptied, where)
+        self._key_of = key_of
+        self.channel: Channel
+        if channel is not None:
+            self.channel = channel(self._invalidated, self._emptied)
+        elif connect is not None:
+            self.channel = Invalidations(connect, prefix, self._invalidated, self._emptied, where)
+        else:
+            raise TypeError("NearStore needs connect (and prefix) or channel")
 
     def open(self, wait: float = 1.0) -> NearStore:
         """Start the channel. A first attempt that fails for any reason but an outage (no
@@ -275,9 +480,16 @@ class NearStore:
             self._emptied()
             return
         skip = self._skip
+        key_of = self._key_of
         with self._lock:
             for name in names:
-                key = name[skip:].decode("utf-8", "surrogateescape")
+                if key_of is None:
+                    key = name[skip:].decode("utf-8", "surrogateescape")
+                else:
+                    found = key_of(name)
+                    if found is None:
+                        continue
+                    key = found
                 self._copy.pop(key, None)
                 self._pending.pop(key, None)
 

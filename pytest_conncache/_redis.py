@@ -1,67 +1,56 @@
 """RedisBackend: where a ConnectionCache keeps its entries when they must be shared.
 
-A backend is a namespace on a Redis server plus the connections to reach it:
-one synchronous client, and one ``redis.asyncio`` client per event loop,
+A backend is a namespace on a Redis server or a Redis Cluster plus the
+connections to reach it: one synchronous client (``redis.Redis``, or
+``redis.cluster.RedisCluster``), and one asyncio client per event loop,
 created on first use in that loop and closed when the loop shuts down (its
 ``shutdown_asyncgens``, which ``asyncio.run`` and pytest-asyncio call) or
 with the backend. ``with_namespace`` copies share the connections.
 ``ConnectionCache.use_backend`` opens a ``RedisStore`` (``_redis_store.py``)
-on it.
+on it; where the namespace's keys live is its ``Layout``
+(``_redis_layout.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import math
-import re
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
 import redis.asyncio.retry
+import redis.cluster
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from . import _validate
+from ._redis_io import scan_reply
+from ._redis_layout import Bucket, Layout, glob_escape
 from ._serializers import JSON, Serializer
-from ._store import FaultKind, Store
+from ._store import Store
 from ._validate import Seconds
 
 log = logging.getLogger("pytest_conncache.redis")
 
-AsyncClientFactory = Callable[[], "redis.asyncio.Redis"]
+#: The synchronous client of a backend: one server, or a cluster.
+Client = redis.Redis | redis.cluster.RedisCluster
+#: Its asyncio twin, one per event loop.
+AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+AsyncClientFactory = Callable[[], AsyncClient]
 
 # After a fault, reads and writes that fail open skip the server for this
 # many seconds; a success this long after the last fault ends the outage.
 _PROBE_EVERY = 1.0
-
-_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
-
-
-def glob_escape(text: str) -> str:
-    """``text`` with Redis glob metacharacters (``*?[]\\``) escaped: matches only itself."""
-    return _GLOB_SPECIAL.sub(r"\\\1", text)
-
-
-def fault_kind(error: BaseException) -> FaultKind:
-    """What a redis-py error means: unreachable, refusing writes, or neither.
-
-    redis-py derives ``AuthenticationError`` from ``ConnectionError``: a wrong
-    password is a configuration error, raised on every call, never an outage
-    served as a miss.
-    """
-    if isinstance(error, redis.AuthenticationError):
-        return None
-    if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
-        return "unreachable"
-    if isinstance(error, (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError)):
-        return "refused"
-    return None
 
 
 class Outage:
@@ -114,26 +103,44 @@ class Outage:
         return self.active and time.monotonic() - self._last_fault < self.PROBE_EVERY
 
 
-class ShortCircuit(redis.ConnectionError):
-    """Raised instead of sending a read or write during an outage (see ``Outage``)."""
-
-
 class RedisConnections:
-    """The connections of one server, shared by every namespace (backend) on it."""
+    """The connections of one server or cluster, shared by every namespace (backend) on it.
 
-    def __init__(self, client: redis.Redis, async_factory: AsyncClientFactory) -> None:
+    ``cluster``: the client is a ``redis.cluster.RedisCluster``. Then each
+    master has an outage state of its own (``node_outage``): a fault on one
+    master makes the calls that fail open skip that master (its slots) for a
+    second, and the rest of the cluster serves on.
+    """
+
+    def __init__(self, client: Client, async_factory: AsyncClientFactory) -> None:
         self.client = client
         self.async_factory = async_factory
-        kwargs = client.connection_pool.connection_kwargs
-        where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
-        self.outage = Outage(f"{where}/{kwargs.get('db', 0)}")
+        self.cluster = isinstance(client, redis.cluster.RedisCluster)
+        if isinstance(client, redis.cluster.RedisCluster):
+            node: Any = client.get_default_node()  # type: ignore[no-untyped-call]
+            self.outage = Outage(f"the cluster of {node.host}:{node.port}")
+        else:
+            kwargs = client.connection_pool.connection_kwargs
+            where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+            self.outage = Outage(f"{where}/{kwargs.get('db', 0)}")
         # The near stores opened on these connections: closed with them.
         self.near_stores: weakref.WeakSet[Any] = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._node_outages: dict[str, Outage] = {}
         # id(loop) -> (weak loop, client, the async generator that closes it)
-        self._async: dict[int, tuple[weakref.ref[Any], redis.asyncio.Redis, Any]] = {}
+        self._async: dict[int, tuple[weakref.ref[Any], AsyncClient, Any]] = {}
 
-    async def async_client(self) -> redis.asyncio.Redis:
+    def node_outage(self, name: str) -> Outage:
+        """The outage state of the cluster node ``name`` ("host:port")."""
+        outage = self._node_outages.get(name)
+        if outage is None:
+            with self._lock:
+                outage = self._node_outages.setdefault(
+                    name, Outage(f"{name}, a node of {self.outage.where}")
+                )
+        return outage
+
+    async def async_client(self) -> AsyncClient:
         """This event loop's asyncio client; made on first use, closed with the loop."""
         loop = asyncio.get_running_loop()
         held = self._async.get(id(loop))
@@ -149,7 +156,7 @@ class RedisConnections:
             self._async[id(loop)] = (weakref.ref(loop), client, closer)
         return client
 
-    def forget(self, loop_id: int, client: redis.asyncio.Redis) -> None:
+    def forget(self, loop_id: int, client: AsyncClient) -> None:
         with self._lock:
             held = self._async.get(loop_id)
             if held is not None and held[1] is client:
@@ -157,12 +164,11 @@ class RedisConnections:
 
     def close(self) -> None:
         """Close the sync client and every near store's channel; asyncio clients close
-        with their loops."""
+        with their loops (each loop's closer stays registered until then, so that its
+        shutdown closes the client)."""
         for near in list(self.near_stores):
             near.close()
         self.client.close()
-        with self._lock:
-            self._async.clear()
 
 
 def _gone(ref: weakref.ref[Any]) -> bool:
@@ -171,24 +177,33 @@ def _gone(ref: weakref.ref[Any]) -> bool:
 
 
 async def _close_with_loop(
-    client: redis.asyncio.Redis, connections: RedisConnections, loop_id: int
+    client: AsyncClient, connections: RedisConnections, loop_id: int
 ) -> AsyncIterator[None]:
     try:
         yield
     finally:
         connections.forget(loop_id, client)
-        await client.aclose(close_connection_pool=True)
+        if isinstance(client, redis.asyncio.cluster.RedisCluster):
+            await client.aclose()
+        else:
+            await client.aclose(close_connection_pool=True)
 
 
 class RedisBackend:
     """Keeps a ``ConnectionCache``'s entries in Redis, under ``{namespace}:``.
 
-    ``client`` is a ``redis.Redis`` that returns bytes (``decode_responses``
-    off); the asyncio twin of each call uses a ``redis.asyncio`` client per
-    event loop from ``async_client_factory`` (default: one with the sync
+    ``client`` is a ``redis.Redis`` or a ``redis.cluster.RedisCluster`` that
+    returns bytes (``decode_responses`` off); the asyncio twin of each call
+    uses a ``redis.asyncio`` client (``redis.asyncio.cluster.RedisCluster``)
+    per event loop from ``async_client_factory`` (default: one with the sync
     client's connection settings). Values go through ``serializer`` (JSON
     unless you pass another object with ``dumps``/``loads``; see
     ``PickleSerializer`` for the risks).
+
+    On a cluster the namespace is spread over 16 hash-tag buckets (see
+    ``_redis_layout``), and an invalidation returns once one replica of each
+    master it touched acknowledged it, waiting up to
+    ``replica_ack_timeout`` seconds (None: no waiting; see docs/redis.md).
 
     ``cross_process_lock``: ``get_or_set`` of a missing key takes a Redis lock
     (``SET NX PX``) so one process computes while the others poll for its
@@ -213,7 +228,7 @@ class RedisBackend:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: Client,
         *,
         namespace: str,
         serializer: Serializer = JSON,
@@ -223,12 +238,13 @@ class RedisBackend:
         fail_open_reads: bool = True,
         fail_open_invalidations: bool = False,
         scan_batch: int = 1000,
+        replica_ack_timeout: Seconds | None = 0.5,
         async_client_factory: AsyncClientFactory | None = None,
         connections: RedisConnections | None = None,
         near_cache: bool = False,
         near_max_entries: int | None = None,
     ) -> None:
-        if client.connection_pool.connection_kwargs.get("decode_responses"):
+        if _connection_kwargs(client).get("decode_responses"):
             raise ValueError("client must return bytes: create it with decode_responses=False")
         if not (
             callable(getattr(serializer, "dumps", None))
@@ -253,9 +269,14 @@ class RedisBackend:
             )
         if near_max_entries is not None and not near_cache:
             raise ValueError("near_max_entries needs near_cache=True")
-        self.namespace = _namespace(namespace)
         self.near_cache = near_cache
         self.near_max_entries = near_max_entries
+        self.connections = connections or RedisConnections(
+            client, async_client_factory or (lambda: _async_twin(client))
+        )
+        self.namespace = _namespace(namespace, cluster=self.connections.cluster)
+        self.layout = Layout(self.namespace, cluster=self.connections.cluster)
+        self.replica_ack_timeout = _replica_ack_timeout(replica_ack_timeout)
         self.serializer = serializer
         self.cross_process_lock = cross_process_lock
         self.lock_timeout = _validate.seconds(lock_timeout, "lock_timeout")
@@ -263,13 +284,6 @@ class RedisBackend:
         self.fail_open_reads = fail_open_reads
         self.fail_open_invalidations = fail_open_invalidations
         self.scan_batch = scan_batch
-        self.prefix = self.namespace + ":"
-        self.index_key = self.namespace + "#index"
-        self.stamps_key = self.namespace + "#stamps"
-        self.lock_prefix = self.namespace + "#lock:"
-        self.connections = connections or RedisConnections(
-            client, async_client_factory or (lambda: _async_twin(client))
-        )
         self._options: dict[str, Any] = {
             "serializer": serializer,
             "cross_process_lock": cross_process_lock,
@@ -278,22 +292,34 @@ class RedisBackend:
             "fail_open_reads": fail_open_reads,
             "fail_open_invalidations": fail_open_invalidations,
             "scan_batch": scan_batch,
+            "replica_ack_timeout": replica_ack_timeout,
             "near_cache": near_cache,
             "near_max_entries": near_max_entries,
         }
 
     @classmethod
-    def from_url(cls, url: str, *, namespace: str, **options: Any) -> RedisBackend:
+    def from_url(
+        cls, url: str, *, namespace: str, cluster: bool | None = None, **options: Any
+    ) -> RedisBackend:
         """A backend on new clients for ``url`` (``redis://host:port/db``).
 
+        ``cluster``: None (default) asks the server (``HELLO``) whether it is
+        a node of a Redis Cluster, and uses redis-py's cluster clients if so;
+        True uses them without asking (the URL may name any node), False
+        uses the one-server clients without asking. A server that does not
+        answer the question is taken for one server, with a warning.
+
         ``options`` are this class's keyword arguments; any other keyword goes
-        to ``redis.Redis.from_url`` (and ``redis.asyncio.Redis.from_url``).
-        Unless given, the clients get short timeouts (0.5 s to connect, 1 s
-        per command) and one immediate retry on a connection error (a pooled
-        connection the server closed), none on a timeout: an outage costs a
-        request one timeout at most, and reads fail at once after that (see
-        ``Outage``). Unknown keywords are refused, naming the ones known.
+        to ``redis.Redis.from_url`` (and ``redis.asyncio.Redis.from_url``, or
+        the ``RedisCluster`` twins). Unless given, the clients get short
+        timeouts (0.5 s to connect, 1 s per command) and one immediate retry
+        on a connection error (a pooled connection the server closed), none
+        on a timeout: an outage costs a request one timeout at most, and
+        reads fail at once after that (see ``Outage``). Unknown keywords are
+        refused, naming the ones known.
         """
+        if cluster is not None and not isinstance(cluster, bool):
+            raise TypeError(f"cluster must be True, False or None, got {_validate.shown(cluster)}")
         url, from_query = _own_query_options(url)
         own = {name: options.pop(name) for name in _OWN_OPTIONS if name in options}
         for name, value in from_query.items():
@@ -312,33 +338,89 @@ class RedisBackend:
         retries = options.pop("retry", None)
         options["decode_responses"] = False
         try:
-            client: redis.Redis = redis.Redis.from_url(
+            server: redis.Redis = redis.Redis.from_url(
                 url, retry=retries or Retry(NoBackoff(), 1, (redis.ConnectionError,)), **options
             )
-            pool = client.connection_pool
+            pool = server.connection_pool
             pool.connection_class(**pool.connection_kwargs)  # checks the keywords, connects not
         except TypeError as error:
             raise TypeError(
                 f"RedisBackend.from_url got an option neither it nor redis-py takes ({error}); "
                 f"its own options are {', '.join(_OWN_OPTIONS)}"
             ) from None
+        if cluster is None:
+            cluster = _is_cluster_node(server, url)
+        if not cluster:
 
-        def async_client() -> redis.asyncio.Redis:
-            # Annotated as returning Any before redis-py 6.
-            made: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
-                url,
-                retry=redis.asyncio.retry.Retry(NoBackoff(), 1, (redis.ConnectionError,)),
-                **options,
+            def async_client() -> AsyncClient:
+                # Annotated as returning Any before redis-py 6.
+                made: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
+                    url,
+                    retry=redis.asyncio.retry.Retry(NoBackoff(), 1, (redis.ConnectionError,)),
+                    **options,
+                )
+                return made
+
+            own.setdefault("async_client_factory", async_client)
+            return cls(server, namespace=namespace, **own)
+
+        server.close()
+        options = {**_CLUSTER_RETRIES, **options}
+        client = _cluster_client(url, retries, options)
+
+        def async_cluster_client() -> AsyncClient:
+            return redis.asyncio.cluster.RedisCluster.from_url(
+                url, retry=redis.asyncio.retry.Retry(NoBackoff(), 1), **options
             )
-            return made
 
-        own.setdefault("async_client_factory", async_client)
-        return cls(client, namespace=namespace, **own)
+        own.setdefault("async_client_factory", async_cluster_client)
+        try:
+            return cls(client, namespace=namespace, **own)
+        except BaseException:
+            client.close()
+            raise
 
     @property
-    def client(self) -> redis.Redis:
-        """The synchronous client."""
+    def client(self) -> Client:
+        """The synchronous client: a ``redis.Redis``, or a ``RedisCluster``."""
         return self.connections.client
+
+    @property
+    def cluster(self) -> bool:
+        """True on a Redis Cluster."""
+        return self.connections.cluster
+
+    # The names of the one bucket of a namespace on one server (on a cluster
+    # each of its buckets has its own: ``layout.buckets``).
+
+    @property
+    def prefix(self) -> str:
+        """Where entries live on one server: ``{namespace}:``."""
+        return self._server_bucket().prefix
+
+    @property
+    def index_key(self) -> str:
+        """The prefix index on one server: ``{namespace}#index``."""
+        return self._server_bucket().index
+
+    @property
+    def stamps_key(self) -> str:
+        """The change stamps on one server: ``{namespace}#stamps``."""
+        return self._server_bucket().stamps
+
+    @property
+    def lock_prefix(self) -> str:
+        """Where fill locks live on one server: ``{namespace}#lock:``."""
+        return self._server_bucket().lock_prefix
+
+    def _server_bucket(self) -> Bucket:
+        if self.layout.cluster:
+            raise AttributeError(
+                f"namespace {self.namespace!r} is on a Redis Cluster, in "
+                f"{len(self.layout.buckets)} buckets with names of their own: see "
+                "backend.layout.buckets"
+            )
+        return self.layout.buckets[0]
 
     def with_namespace(self, namespace: str) -> RedisBackend:
         """A backend with the same connections and options on another namespace.
@@ -365,28 +447,88 @@ class RedisBackend:
         store = RedisStore(self).open()
         if not self.near_cache:
             return store
-        from ._near import DEFAULT_MAX_ENTRIES, NearStore
+        from ._near import DEFAULT_MAX_ENTRIES, ClusterInvalidations, NearStore, OnDown, OnKeys
 
-        near = NearStore(
-            store,
-            max_entries=self.near_max_entries or DEFAULT_MAX_ENTRIES,
-            count_near_hit=count_near_hit or _nothing,
-            connect=self.channel_connection,
-            prefix=self.prefix,
-            where=self.connections.outage.where,
-        )
-        self.connections.near_stores.add(near.open())
+        where = self.connections.outage.where
+        if not self.cluster:
+            near = NearStore(
+                store,
+                max_entries=self.near_max_entries or DEFAULT_MAX_ENTRIES,
+                count_near_hit=count_near_hit or _nothing,
+                connect=self.channel_connection,
+                prefix=self.prefix,
+                where=where,
+            )
+        else:
+            prefixes = [bucket.prefix for bucket in self.layout.buckets]
+
+            def channels(on_keys: OnKeys, on_down: OnDown) -> ClusterInvalidations:
+                return ClusterInvalidations(
+                    self.slot_map, self.channel_connection, prefixes, on_keys, on_down, where
+                )
+
+            near = NearStore(
+                store,
+                max_entries=self.near_max_entries or DEFAULT_MAX_ENTRIES,
+                count_near_hit=count_near_hit or _nothing,
+                where=where,
+                channel=channels,
+                key_of=self._entry_key,
+            )
+        try:
+            self.connections.near_stores.add(near.open())
+        except BaseException:
+            store.close()
+            raise
         return near
 
-    def channel_connection(self) -> redis.Connection:
-        """A new, unconnected RESP2 connection to this backend's server, outside the
-        pool: what a near cache's invalidation channel listens on."""
-        pool = self.client.connection_pool
-        settings = {**pool.connection_kwargs, "protocol": 2}  # RESP2: redirect + SUBSCRIBE
+    def channel_connection(self, host: str | None = None, port: int | None = None) -> Any:
+        """A new, unconnected RESP2 ``redis.Connection`` outside the pools, to this
+        backend's server (on a cluster: to the node ``host``:``port``): what a near
+        cache's invalidation channel listens on."""
+        client = self.client
+        if isinstance(client, redis.cluster.RedisCluster):
+            if host is None or port is None:
+                raise TypeError("on a Redis Cluster, channel_connection needs a host and port")
+            settings = {**_connection_kwargs(client), "host": host, "port": port}
+            kind: Any = settings.pop("connection_class", redis.Connection)
+        else:
+            pool = client.connection_pool
+            settings = dict(pool.connection_kwargs)
+            kind = pool.connection_class
+        settings["protocol"] = 2  # RESP2: redirect + SUBSCRIBE
         for resp3_only in ("cache", "cache_config", "maint_notifications_config"):
             settings.pop(resp3_only, None)
-        connection: redis.Connection = pool.connection_class(**settings)
-        return connection
+        return kind(**settings)
+
+    def slot_map(self) -> tuple[tuple[int, int, str, int], ...]:
+        """The cluster's slot map, as the first node that answers tells it: (first slot,
+        last slot, host, port) of each master's ranges, sorted. What a near cache on a
+        cluster follows; raises ``redis.ConnectionError`` when no node answers."""
+        client: Any = self.client  # redis-py's cluster client is not annotated
+        if not self.cluster:
+            raise TypeError(f"{self!r} is not on a Redis Cluster")
+        error: BaseException | None = None
+        for node in client.get_nodes():
+            try:
+                reply = client.get_redis_connection(node).execute_command("CLUSTER", "SLOTS")
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as failed:
+                error = failed
+                continue
+            return tuple(
+                sorted(
+                    (int(row[0]), int(row[1]), _text(row[2][0]) or node.host, int(row[2][1]))
+                    for row in reply
+                )
+            )
+        raise redis.ConnectionError(f"no node of {self.connections.outage.where} answers ({error})")
+
+    def _entry_key(self, name: bytes) -> str | None:
+        """The cache key of the entry named ``name`` (None: not an entry of ours)."""
+        bucket = self.layout.owner(name)
+        if bucket is None or not name.startswith(bucket.raw_prefix):
+            return None
+        return name[len(bucket.raw_prefix) :].decode("utf-8", "surrogateescape")
 
     def drop_namespace(self) -> int:
         """Delete every key of this namespace, its index and stamps included; how many.
@@ -394,12 +536,44 @@ class RedisBackend:
         Counts nothing in any cache's stats: made for throwing away a per-test
         namespace. Raises on a Redis fault.
         """
-        removed = 0
         client = self.client
+        if isinstance(client, redis.cluster.RedisCluster):
+            return self._drop_on_cluster(client)
+        removed = 0
         for glob in (glob_escape(self.prefix) + "*", glob_escape(self.namespace + "#") + "*"):
             for name in client.scan_iter(match=glob, count=self.scan_batch):
                 unlinked: Any = client.unlink(name)  # typed as maybe-awaitable before redis-py 6
                 removed += int(unlinked)
+        return removed
+
+    def _drop_on_cluster(self, cluster: redis.cluster.RedisCluster) -> int:
+        """Walk every master, one UNLINK per bucket and page."""
+        client: Any = cluster  # redis-py's cluster client is not annotated
+        removed = 0
+        layout = self.layout
+        for node in client.get_primaries():
+            cursor = 0
+            while True:
+                cursor, page = scan_reply(
+                    client.execute_command(
+                        "SCAN",
+                        cursor,
+                        "MATCH",
+                        layout.scan_glob,
+                        "COUNT",
+                        self.scan_batch,
+                        target_nodes=node,
+                    )
+                )
+                buckets: dict[int, list[bytes]] = {}
+                for name in page:
+                    bucket = layout.owner(name)
+                    if bucket is not None:
+                        buckets.setdefault(bucket.number, []).append(name)
+                for names in buckets.values():
+                    removed += int(client.execute_command("UNLINK", *names))
+                if cursor == 0:
+                    break
         return removed
 
     def close(self) -> None:
@@ -413,17 +587,105 @@ class RedisBackend:
         )
 
 
-def _namespace(value: object) -> str:
+def _namespace(value: object, *, cluster: bool) -> str:
     name = _validate.key(value, "namespace")
     if not name or "#" in name:
         raise ValueError(
             f"namespace must be a non-empty str without '#', got {_validate.shown(name)}"
         )
+    if cluster and ("{" in name or "}" in name):
+        raise ValueError(
+            "namespace must not contain '{' or '}' on a Redis Cluster (they delimit the "
+            f"hash tags that place its buckets), got {_validate.shown(name)}"
+        )
     return name
 
 
-def _async_twin(client: redis.Redis) -> redis.asyncio.Redis:
-    """A ``redis.asyncio`` client with a sync client's connection settings."""
+def _replica_ack_timeout(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            "replica_ack_timeout must be a positive number of seconds or None, got "
+            f"{_validate.shown(value)}"
+        )
+    if not 0 < value < math.inf:
+        raise ValueError(
+            "replica_ack_timeout must be a positive number of seconds or None, got "
+            f"{_validate.shown(value)}"
+        )
+    return float(value)
+
+
+def _connection_kwargs(client: Any) -> dict[str, Any]:
+    if isinstance(client, redis.cluster.RedisCluster):
+        kwargs: dict[str, Any] = client.get_connection_kwargs()  # type: ignore[no-untyped-call]
+        return kwargs
+    return dict(client.connection_pool.connection_kwargs)
+
+
+def _is_cluster_node(server: redis.Redis, url: str) -> bool:
+    """Whether ``url`` is a node of a Redis Cluster (HELLO's ``mode``)."""
+    try:
+        hello: Any = server.execute_command("HELLO")  # type: ignore[no-untyped-call]
+    except redis.AuthenticationError:
+        server.close()
+        raise
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        log.warning(
+            "Redis at %s does not answer (%s: %s), so it cannot tell whether it is a node of a "
+            "Redis Cluster: it is taken for one server. Pass cluster=True or cluster=False to "
+            "RedisBackend.from_url to say which.",
+            url,
+            type(error).__name__,
+            error,
+        )
+        return False
+    except redis.ResponseError as error:
+        server.close()
+        raise type(error)(
+            f"RedisBackend.from_url could not ask {url} whether it is a node of a Redis "
+            f"Cluster ({error}); pass cluster=True or cluster=False to say which"
+        ) from None
+    if isinstance(hello, list):
+        hello = dict(zip(hello[::2], hello[1::2], strict=True))
+    mode = hello.get(b"mode", hello.get("mode", b""))
+    return (mode.decode() if isinstance(mode, bytes) else str(mode)) == "cluster"
+
+
+def _cluster_client(url: str, retries: Any, options: dict[str, Any]) -> redis.cluster.RedisCluster:
+    """A ``RedisCluster`` for ``url``; a clear error when it is no cluster or none answers."""
+    try:
+        return redis.cluster.RedisCluster.from_url(
+            url, retry=retries or Retry(NoBackoff(), 1), **options
+        )
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        raise redis.ConnectionError(
+            f"RedisBackend.from_url: no node of a Redis Cluster answers at {url} "
+            f"({type(error).__name__}: {error})"
+        ) from None
+    except (RedisClusterException, redis.ResponseError) as error:
+        if "Cluster mode is not enabled" in str(error):
+            raise ValueError(
+                f"cluster=True, but {url} is not a node of a Redis Cluster (cluster_enabled:0); "
+                "pass cluster=None to let RedisBackend.from_url find out"
+            ) from None
+        if "db" in str(error):
+            raise ValueError(
+                f"a Redis Cluster has database 0 only, got url={url!r} ({error})"
+            ) from None
+        raise redis.ConnectionError(
+            f"RedisBackend.from_url: the Redis Cluster at {url} cannot be used "
+            f"({type(error).__name__}: {error})"
+        ) from None
+
+
+def _async_twin(client: Client) -> AsyncClient:
+    """An asyncio client with a sync client's connection settings."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        return _async_cluster_twin(client)
     pool = client.connection_pool
     kwargs = dict(pool.connection_kwargs)
     retry = kwargs.pop("retry", None)
@@ -443,8 +705,42 @@ def _async_twin(client: redis.Redis) -> redis.asyncio.Redis:
     )
 
 
+def _async_cluster_twin(client: redis.cluster.RedisCluster) -> AsyncClient:
+    """A ``redis.asyncio.cluster.RedisCluster`` on the same startup node, with the
+    connection settings both clients take."""
+    node: Any = client.get_default_node()  # type: ignore[no-untyped-call]
+    takes = inspect.signature(redis.asyncio.cluster.RedisCluster).parameters
+    kwargs = {
+        name: value
+        for name, value in _connection_kwargs(client).items()
+        if name in takes and name not in ("host", "port", "retry", "startup_nodes")
+    }
+    if _CLUSTER_RETRIES:
+        kwargs["cluster_error_retry_attempts"] = getattr(
+            client, "cluster_error_retry_attempts", _CLUSTER_RETRIES["cluster_error_retry_attempts"]
+        )
+    return redis.asyncio.cluster.RedisCluster(
+        host=node.host,
+        port=node.port,
+        retry=redis.asyncio.retry.Retry(NoBackoff(), 1),
+        **kwargs,
+    )
+
+
+# redis-py 5 retries a cluster command cluster_error_retry_attempts times (3)
+# besides what its retry object says: one retry, as on 6 and later, where the
+# retry object alone counts (and the keyword is deprecated).
+_CLUSTER_RETRIES: dict[str, Any] = (
+    {"cluster_error_retry_attempts": 1} if int(redis.__version__.split(".")[0]) < 6 else {}
+)
+
+
 def _nothing() -> None:
     return None
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _own_query_options(url: str) -> tuple[str, dict[str, Any]]:
@@ -485,6 +781,7 @@ _OWN_OPTIONS = (
     "fail_open_reads",
     "fail_open_invalidations",
     "scan_batch",
+    "replica_ack_timeout",
     "async_client_factory",
     "near_cache",
     "near_max_entries",

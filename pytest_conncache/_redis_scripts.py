@@ -39,8 +39,11 @@ A namespace ``ns`` keeps, besides its entries at ``ns:{key}``:
   a rare lost store, never a stale one. ``set`` touches no stamp: it
   changes the entry, which is what the fill compares.
 
-Entry names are built from ARGV (the namespace prefix and a key), so the
-scripts need every key of a namespace on one node (no Cluster).
+All of this is per bucket (``_redis_layout``): one bucket per namespace on
+a server (the names above), 16 on a cluster, each with its own index, tag
+sets and stamps beside its entries, under one hash tag. Entry names are
+built from ARGV (the bucket's prefix and a key), which a cluster allows
+because they hash to the slot of the declared keys.
 """
 
 from __future__ import annotations
@@ -99,12 +102,18 @@ local function bump(stamps, fields)
 end
 """
 
-# GET that reads a key of another type (not ours) as bytes no entry has.
+# GET that reads a key of another type (not ours) as bytes no entry has. Any
+# other error stops the script: on a cluster, a key of a slot on its way to
+# another master may be there already ("non local key"), and taking it for
+# "no entry" could drop its index or tag set member while it lives on.
 _READ = """
 local function read(name)
     local raw = redis.pcall('GET', name)
     if type(raw) == 'table' and raw.err then
-        return 'not a string'
+        if string.find(raw.err, 'WRONGTYPE', 1, true) then
+            return 'not a string'
+        end
+        error(raw)
     end
     return raw
 end

@@ -462,21 +462,24 @@ class RedisNamespaces:
         # Unique per process, so pytest-xdist workers never share a namespace.
         self.run_id = f"conncache-test-{uuid.uuid4().hex[:12]}"
         try:
+            # from_url asks the server whether it is a cluster node: a refused
+            # password can come from there already.
             self.base = RedisBackend.from_url(url, namespace=self.run_id)
+            try:
+                self.base.client.ping()
+            except BaseException:
+                self.base.close()
+                raise
         except (ValueError, TypeError) as error:
             raise pytest.UsageError(
                 f"--conncache-backend: bad URL {shown!r}: {str(error).replace(url, shown)}"
             ) from None
-        try:
-            self.base.client.ping()
         except redis.AuthenticationError as error:
-            self.base.close()
             raise pytest.UsageError(
                 f"--conncache-backend={shown}: Redis refused the credentials "
                 f"({type(error).__name__}: {error})"
             ) from None
         except Exception as error:
-            self.base.close()
             raise pytest.UsageError(
                 f"--conncache-backend={shown}: Redis does not answer ({type(error).__name__}: "
                 f"{error}); start it, or run without --conncache-backend"

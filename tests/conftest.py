@@ -2,6 +2,8 @@
 
 ``cache`` is the contract fixture: every test that takes it runs on the
 in-memory store (``[memory]``) and on a real redis-server (``[redis]``); in
+modules marked ``on_cluster`` also on a real Redis Cluster of three masters
+with a replica each (``[cluster]``, see ``tests/redis_cluster.py``); in
 modules marked ``call_styles`` also through the awaitable twins
 (``[...-async]``, see ``tests/callstyles.py``) besides the sync methods.
 ``memory_cache`` is for the tests of what only the in-memory store does.
@@ -18,6 +20,7 @@ import pytest
 from pytest_conncache import ConnectionCache, RedisBackend
 from tests.callstyles import AsyncView, LoopThread
 from tests.fakes import FakeClock
+from tests.redis_cluster import LocalCluster, redis_cli_binary
 from tests.redis_server import RedisServer, redis_server_binary
 
 # What the contract fixtures are built from: ConnectionCache(*args, **kwargs).
@@ -33,9 +36,19 @@ def pytest_configure(config: pytest.Config) -> None:
         "call_styles: run the module's contract tests through the sync methods and "
         "through their awaitable twins",
     )
+    config.addinivalue_line(
+        "markers",
+        "on_cluster: run the module's contract tests on a Redis Cluster too, besides memory "
+        "and one Redis server",
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_kind" in metafunc.fixturenames:
+        kinds = ["memory", "redis"]
+        if metafunc.definition.get_closest_marker("on_cluster"):
+            kinds.append("cluster")
+        metafunc.parametrize("store_kind", kinds, indirect=True)
     if "call_style" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
         "call_styles"
     ):
@@ -80,23 +93,55 @@ def _redis_session_backend(redis_server: RedisServer) -> Iterator[RedisBackend]:
     backend.client.close()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(redis_binary: str) -> Iterator[LocalCluster]:
+    """A Redis Cluster on loopback for the whole session (one per xdist worker): three
+    masters with a replica each; skips the test when redis-cli is not installed."""
+    cli = redis_cli_binary()
+    if cli is None:
+        pytest.skip("redis-cli is not installed (apt-get install redis-tools)")
+    with LocalCluster(redis_binary, cli) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def _cluster_session_backend(redis_cluster: LocalCluster) -> Iterator[RedisBackend]:
+    """One cluster client for the contract tests; each test takes its own namespaces."""
+    backend = RedisBackend.from_url(redis_cluster.url, namespace="contract")
+    assert backend.cluster
+    yield backend
+    backend.close()
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["memory", "redis"])
-def make_cache(request: pytest.FixtureRequest, call_style: str) -> Iterator[MakeCache]:
+@pytest.fixture
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Where the contract fixtures keep entries: "memory", "redis" or "cluster"."""
+    kind: str = getattr(request, "param", "memory")
+    return kind
+
+
+@pytest.fixture
+def make_cache(
+    request: pytest.FixtureRequest, store_kind: str, call_style: str
+) -> Iterator[MakeCache]:
     """Builds ``ConnectionCache(*args, **kwargs)`` on the backend under test.
 
-    On ``redis`` each cache gets a fresh namespace of the session's server,
-    dropped (and the cache moved back to memory) after the test. With the
-    ``async`` call style the cache comes wrapped in an ``AsyncView``.
+    On ``redis`` (``cluster``) each cache gets a fresh namespace of the
+    session's server (cluster), dropped (and the cache moved back to memory)
+    after the test. With the ``async`` call style the cache comes wrapped in
+    an ``AsyncView``.
     """
     made: list[tuple[ConnectionCache[Any], RedisBackend | None]] = []
     base: RedisBackend | None = None
-    if request.param == "redis":
+    if store_kind == "redis":
         base = request.getfixturevalue("_redis_session_backend")
+    elif store_kind == "cluster":
+        base = request.getfixturevalue("_cluster_session_backend")
     loop: LoopThread | None = None
     if call_style == "async":
         loop = request.getfixturevalue("loop_thread")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.redis_cluster import redis_cli_binary
 from tests.redis_server import redis_server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +39,7 @@ NEAR_FIGURES = {
     "near_staleness_vs_bound",
     "near_stale_writes",
 }
+CLUSTER_FIGURES = {"cluster_get_hit", "cluster_get_many", "cluster_prefix_drop_vs_unlink"}
 
 
 def run_benchmarks(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -73,6 +75,12 @@ def test_quick_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
         expected |= REDIS_FIGURES | NEAR_FIGURES
     else:
         assert "no redis-server installed" in completed.stdout
+    if redis_server_binary() is not None and redis_cli_binary() is not None:
+        parts.append("cluster")
+        expected |= CLUSTER_FIGURES
+        assert set(results["cluster"]["costs_us"]) >= {"set", "invalidate (WAIT 1)"}
+    else:
+        assert "the cluster figures were not measured" in completed.stdout
     figures = {figure["name"]: figure for part in parts for figure in results[part]["figures"]}
     assert set(figures) == expected
     for figure in figures.values():

@@ -12,6 +12,8 @@ import pytest
 from pytest_conncache import CacheStats, ConnectionCache
 from tests.fakes import FakeClock
 
+pytestmark = pytest.mark.on_cluster
+
 
 class Boom(Exception):
     pass
@@ -36,9 +38,19 @@ class GatedFactory:
         return self.value
 
 
-def callers(
+async def callers(
     cache: ConnectionCache[Any], key: str, factory: GatedFactory, n: int
 ) -> list[asyncio.Task[Any]]:
+    """``n`` concurrent ``aget_or_set`` calls, on connections opened beforehand.
+
+    The tests take every caller to be waiting once the factory started. A
+    caller whose first lookup is still on its way when the whole fill has
+    landed would look again and lead a fill of its own; on this test's fresh
+    event loop, opening a connection per caller (a cluster client also reads
+    the topology) could take that long. So the peeks first, which count
+    nothing, open the ``n`` connections.
+    """
+    await asyncio.gather(*(cache.ahas(key) for _ in range(n)))
     return [asyncio.ensure_future(cache.aget_or_set(key, factory)) for _ in range(n)]
 
 
@@ -111,7 +123,7 @@ async def test_ttl_argument_applies(cache: ConnectionCache[Any]) -> None:
 @pytest.mark.asyncio
 async def test_concurrent_coroutines_share_one_await(cache: ConnectionCache[Any]) -> None:
     factory = GatedFactory("shared")
-    tasks = callers(cache, "k", factory, 5)
+    tasks = await callers(cache, "k", factory, 5)
     await started(factory)
     factory.release.set()
     assert await settle(tasks) == ["shared"] * 5
@@ -121,7 +133,7 @@ async def test_concurrent_coroutines_share_one_await(cache: ConnectionCache[Any]
 @pytest.mark.asyncio
 async def test_coroutine_waiters_are_counted_as_hits(cache: ConnectionCache[Any]) -> None:
     factory = GatedFactory()
-    tasks = callers(cache, "k", factory, 4)
+    tasks = await callers(cache, "k", factory, 4)
     await started(factory)
     factory.release.set()
     await settle(tasks)
@@ -132,7 +144,7 @@ async def test_coroutine_waiters_are_counted_as_hits(cache: ConnectionCache[Any]
 async def test_exception_reaches_every_coroutine(cache: ConnectionCache[Any]) -> None:
     error = Boom("backend down")
     factory = GatedFactory(error=error)
-    tasks = callers(cache, "k", factory, 4)
+    tasks = await callers(cache, "k", factory, 4)
     await started(factory)
     factory.release.set()
     results = await settle(tasks)
@@ -143,7 +155,7 @@ async def test_exception_reaches_every_coroutine(cache: ConnectionCache[Any]) ->
 @pytest.mark.asyncio
 async def test_exception_is_not_cached(cache: ConnectionCache[Any]) -> None:
     factory = GatedFactory(error=Boom())
-    tasks = callers(cache, "k", factory, 3)
+    tasks = await callers(cache, "k", factory, 3)
     await started(factory)
     factory.release.set()
     await settle(tasks)
@@ -160,7 +172,7 @@ async def test_coroutines_served_an_exception_count_as_misses(
     cache: ConnectionCache[Any],
 ) -> None:
     factory = GatedFactory(error=Boom())
-    tasks = callers(cache, "k", factory, 3)
+    tasks = await callers(cache, "k", factory, 3)
     await started(factory)
     factory.release.set()
     await settle(tasks)
@@ -172,7 +184,7 @@ async def test_cancelling_the_first_caller_does_not_cancel_the_shared_await(
     cache: ConnectionCache[Any],
 ) -> None:
     factory = GatedFactory("shared")
-    first, *others = callers(cache, "k", factory, 3)
+    first, *others = await callers(cache, "k", factory, 3)
     await started(factory)
     first.cancel()
     factory.release.set()
@@ -188,7 +200,7 @@ async def test_cancelling_a_later_caller_does_not_cancel_the_shared_await(
     cache: ConnectionCache[Any],
 ) -> None:
     factory = GatedFactory("shared")
-    first, second, third = callers(cache, "k", factory, 3)
+    first, second, third = await callers(cache, "k", factory, 3)
     await started(factory)
     second.cancel()
     factory.release.set()
@@ -219,7 +231,7 @@ async def test_key_invalidated_during_the_await_is_not_stored(
     cache: ConnectionCache[Any],
 ) -> None:
     factory = GatedFactory("stale")
-    tasks = callers(cache, "k", factory, 2)
+    tasks = await callers(cache, "k", factory, 2)
     await started(factory)
     cache.invalidate("k")
     factory.release.set()
@@ -233,7 +245,7 @@ async def test_key_set_during_the_await_keeps_the_newer_value(
     cache: ConnectionCache[Any],
 ) -> None:
     factory = GatedFactory("stale")
-    tasks = callers(cache, "k", factory, 1)
+    tasks = await callers(cache, "k", factory, 1)
     await started(factory)
     cache.set("k", "newer")
     factory.release.set()
@@ -246,7 +258,7 @@ async def test_caller_after_an_invalidation_does_not_join_the_stale_await(
     cache: ConnectionCache[Any],
 ) -> None:
     old = GatedFactory("before-update")
-    old_tasks = callers(cache, "k", old, 1)
+    old_tasks = await callers(cache, "k", old, 1)
     await started(old)
     cache.invalidate_prefix("k")
 
@@ -264,7 +276,7 @@ async def test_abandoned_failing_factory_logs_no_unretrieved_exception(
     cache: ConnectionCache[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     factory = GatedFactory(error=Boom())
-    tasks = callers(cache, "k", factory, 1)
+    tasks = await callers(cache, "k", factory, 1)
     await started(factory)
     tasks[0].cancel()
     await settle(tasks)

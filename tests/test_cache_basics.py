@@ -17,7 +17,7 @@ from pytest_conncache import (
 )
 from tests.fakes import FakeClock
 
-pytestmark = pytest.mark.call_styles
+pytestmark = [pytest.mark.call_styles, pytest.mark.on_cluster]
 
 # -- construction and defaults -------------------------------------------
 

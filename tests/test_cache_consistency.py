@@ -20,6 +20,8 @@ from pytest_conncache import CacheStats, ConnectionCache, hookimpl, observers
 from tests.fakes import FakeClock
 from tests.threadutil import WAIT_LIMIT, Worker, wait_until_waiting_on_flight
 
+pytestmark = pytest.mark.on_cluster
+
 Cache = ConnectionCache[Any]
 
 

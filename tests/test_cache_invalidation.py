@@ -10,7 +10,7 @@ import pytest
 from pytest_conncache import CacheStats, ConnectionCache
 from tests.fakes import FakeClock
 
-pytestmark = pytest.mark.call_styles
+pytestmark = [pytest.mark.call_styles, pytest.mark.on_cluster]
 
 KEYS = [
     "user-connections:tok1",

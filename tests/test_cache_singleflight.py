@@ -12,6 +12,8 @@ from pytest_conncache import CacheStats, ConnectionCache
 from tests.fakes import FakeClock
 from tests.threadutil import WAIT_LIMIT, Worker, wait_until, wait_until_waiting_on_flight
 
+pytestmark = pytest.mark.on_cluster
+
 
 class Boom(Exception):
     pass

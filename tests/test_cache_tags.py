@@ -14,7 +14,7 @@ from tests.callstyles import unwrapped
 from tests.fakes import FakeClock
 from tests.threadutil import WAIT_LIMIT, Worker
 
-pytestmark = pytest.mark.call_styles
+pytestmark = [pytest.mark.call_styles, pytest.mark.on_cluster]
 
 Cache = ConnectionCache[Any]
 

@@ -6,7 +6,9 @@ which run on both backends through the ``cache`` fixture.
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from typing import Any
 
 import pytest
@@ -153,6 +155,63 @@ def test_from_url_builds_a_redis_backed_cache(redis_server: RedisServer, namespa
     finally:
         backend.drop_namespace()
         backend.client.close()
+
+
+def test_from_url_asks_and_finds_one_server(redis_server: RedisServer, namespace: str) -> None:
+    backend = RedisBackend.from_url(redis_server.url, namespace=namespace)
+    try:
+        assert not backend.cluster
+        assert type(backend.client) is redis.Redis
+        assert backend.prefix == namespace + ":"
+        assert len(backend.layout.buckets) == 1
+    finally:
+        backend.close()
+
+
+def test_cluster_true_on_one_server_is_refused(redis_server: RedisServer) -> None:
+    with pytest.raises(ValueError, match=r"cluster=True, but redis://.* is not a node of a Redis"):
+        RedisBackend.from_url(redis_server.url, namespace="x", cluster=True)
+
+
+def test_a_bad_cluster_argument_is_refused(redis_server: RedisServer) -> None:
+    with pytest.raises(TypeError, match="cluster must be True, False or None, got 1"):
+        RedisBackend.from_url(redis_server.url, namespace="x", cluster=1)  # type: ignore[arg-type]
+
+
+def test_a_server_that_does_not_answer_is_taken_for_one_server_with_a_warning(
+    own_redis_server: RedisServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    own_redis_server.stop()
+    with caplog.at_level(logging.WARNING, logger="pytest_conncache.redis"):
+        backend = RedisBackend.from_url(own_redis_server.url, namespace="svc")
+    assert not backend.cluster
+    assert "cannot tell whether it is a node of a Redis Cluster" in caplog.text
+    assert "cluster=True or cluster=False" in caplog.text
+    cache: Cache = ConnectionCache(clock=clock)
+    cache.use_backend(backend)  # as at a service's start-up: no reason to fail
+    own_redis_server.start()
+    try:
+        deadline = time.monotonic() + 5  # the outage ends a second after its last fault
+        while cache.get("k") != 1 and time.monotonic() < deadline:
+            cache.set("k", 1)
+            time.sleep(0.1)
+        assert cache.get("k") == 1
+    finally:
+        backend.drop_namespace()
+        backend.close()
+
+
+def test_cluster_false_skips_the_question(redis_server: RedisServer, namespace: str) -> None:
+    backend = RedisBackend.from_url(redis_server.url, namespace=namespace, cluster=False)
+    try:
+        assert not backend.cluster
+        stats: dict[str, Any] = backend.client.info("commandstats")
+        hellos = int(stats.get("cmdstat_hello", {}).get("calls", 0))
+        RedisBackend.from_url(redis_server.url, namespace=namespace, cluster=False).close()
+        stats = backend.client.info("commandstats")
+        assert int(stats.get("cmdstat_hello", {}).get("calls", 0)) == hellos
+    finally:
+        backend.close()
 
 
 def test_use_backend_switches_an_existing_cache_and_back(

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import pytest
 import redis
+import redis.cluster
 
 from pytest_conncache import ConnectionCache, RedisBackend
 from tests.redis.fakes import FakeClock
@@ -98,7 +99,7 @@ def _index_members(backend: RedisBackend) -> set[bytes]:
     return set(cast("list[bytes]", backend.client.zrange(backend.index_key, 0, -1)))
 
 
-def _scans(client: redis.Redis) -> int:
+def _scans(client: redis.Redis | redis.cluster.RedisCluster) -> int:
     """How many SCAN commands the server has run so far."""
     stats: dict[str, Any] = client.info("commandstats")
     return int(stats.get("cmdstat_scan", {}).get("calls", 0))
