@@ -147,7 +147,12 @@ class MemoryStore:
             key = entry.key
             data = self._data
             old = data.get(key)
-            if old is not None and self._order is None and not self._tags_of and type(entry) is Entry:
+            if (
+                old is not None
+                and self._order is None
+                and not self._tags_of
+                and type(entry) is Entry
+            ):
                 data[key] = entry  # the commonest write: a replacement, unbounded
                 if old.expires_at <= now:
                     return [(old, "expired")]  # replaced after it expired, unread
