@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -56,8 +57,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="the plugin overhead is judged on CPU time; 'instructions' also counts the "
         "trivial suite's instructions under valgrind as a second figure (a few minutes)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="interleaved rounds of the plugin overhead (default 9; more narrow a noisy median)",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.rounds is not None and args.rounds < 1:
+        parser.error(f"--rounds must be a positive number, got {args.rounds}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = plugin_overhead.Settings.quick() if args.quick else plugin_overhead.Settings()
         if args.scale != 1.0:
             settings = settings.scaled(args.scale)
+        if args.rounds is not None:
+            settings = dataclasses.replace(settings, rounds=args.rounds)
         result["overhead"] = plugin_overhead.run(settings, _progress)
         if args.overhead_by == "instructions":
             result["overhead"]["instructions"] = plugin_overhead.count_instructions(
