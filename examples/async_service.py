@@ -31,7 +31,7 @@ from collections.abc import MutableMapping
 from datetime import timedelta
 from typing import Any
 
-from pytest_conncache import ConnectionCache, RedisBackend, cached, connection_cache
+from pytest_conncache import ConnectionCache, cached, connection_cache
 
 USER_CONNECTIONS_TTL = timedelta(minutes=5)
 USER_RECORD_TTL = timedelta(minutes=2)
@@ -166,6 +166,9 @@ async def serve(service: AsyncUserConnections, sock: socket.socket) -> None:
 
 def _worker(sock: socket.socket, redis_url: str | None, records: Any) -> None:
     if redis_url:
+        # Only with --redis: the service runs on memory without the redis extra.
+        from pytest_conncache import RedisBackend
+
         # At start-up, once: the singleton, and with it every call site, moves to Redis.
         connection_cache.use_backend(RedisBackend.from_url(redis_url, namespace="async-example"))
     db = AsyncDatabase(records=records)

@@ -24,7 +24,13 @@ from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
-import redis
+try:
+    import redis
+except ModuleNotFoundError as missing:  # no redis extra: say which extra
+    raise ModuleNotFoundError(
+        "the Redis backend needs redis-py: pip install 'pytest-conncache[redis]'",
+        name=missing.name,
+    ) from None
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.asyncio.retry

@@ -590,16 +590,7 @@ class ClusterIO:
             return self._fan(step, watch)
         if type(step) is _Nodes:
             return [node.name for node in self.client.get_primaries()]
-        if type(step) is Scan:
-            target = _scan_target(self.client, step)
-            name = target.name
-        else:
-            key = _first_key(step)
-            found = None if key is None else _primary(self.client, key)
-            target, name = None, None if found is None else found[0].name
-        skipped = watch.skipped(name)
-        if skipped is not None:
-            raise skipped
+        target, name = _aim(self.client, step, watch)
         try:
             if target is not None:
                 reply = scan_reply(self.execute(*command(step), target_nodes=target))  # type: ignore[arg-type]
@@ -611,8 +602,7 @@ class ClusterIO:
             else:
                 reply = self.execute(*step)  # type: ignore[misc]
         except Exception as error:
-            raised = topology_race(error)
-            watch.saw(name, raised)
+            raised = _seen_failure(error, name, watch)
             if raised is error:
                 raise
             raise raised from error
@@ -680,16 +670,7 @@ class AsyncClusterIO:
             return await self._fan(step, watch)
         if type(step) is _Nodes:
             return [node.name for node in self.client.get_primaries()]
-        if type(step) is Scan:
-            target = _scan_target(self.client, step)
-            name = target.name
-        else:
-            key = _first_key(step)
-            found = None if key is None else _primary(self.client, key)
-            target, name = None, None if found is None else found[0].name
-        skipped = watch.skipped(name)
-        if skipped is not None:
-            raise skipped
+        target, name = _aim(self.client, step, watch)
         try:
             if target is not None:
                 reply = scan_reply(await self.execute(*command(step), target_nodes=target))  # type: ignore[arg-type]
@@ -701,8 +682,7 @@ class AsyncClusterIO:
             else:
                 reply = await self.execute(*step)  # type: ignore[misc]
         except Exception as error:
-            raised = topology_race(error)
-            watch.saw(name, raised)
+            raised = _seen_failure(error, name, watch)
             if raised is error:
                 raise
             raise raised from error
@@ -739,3 +719,28 @@ class AsyncClusterIO:
             return result
         except Exception as error:
             return [topology_race(error)] * len(fan.steps)
+
+
+def _aim(client: Any, step: Step, watch: _Watch) -> tuple[Any, str | None]:
+    """Where a cluster step goes: a node to target (a SCAN page) or None (the
+    client routes it by key), and the master's name; raises the outage's
+    short circuit when that master is being skipped."""
+    if type(step) is Scan:
+        target = _scan_target(client, step)
+        name: str | None = target.name
+    else:
+        key = _first_key(step)
+        found = None if key is None else _primary(client, key)
+        target, name = None, None if found is None else found[0].name
+    skipped = watch.skipped(name)
+    if skipped is not None:
+        raise skipped
+    return target, name
+
+
+def _seen_failure(error: Exception, name: str | None, watch: _Watch) -> BaseException:
+    """What a failed cluster step raises (redis-py's topology races as the
+    connection errors they stand for), told to the master's outage watch."""
+    raised = topology_race(error)
+    watch.saw(name, raised)
+    return raised

@@ -88,3 +88,18 @@ def test_using_an_in_memory_cache_imports_none_of_them_either() -> None:
 def test_the_laziness_check_would_see_them(module: str) -> None:
     # Guard: the clean-import check does notice these modules when imported.
     assert module in lazy_ones(modules_of_a_clean_import(f"import pytest_conncache, {module}"))
+
+
+def test_the_redis_backend_without_redis_py_names_the_extra() -> None:
+    # sys.modules["redis"] = None makes `import redis` fail as if not installed.
+    code = (
+        "import sys\n"
+        "sys.modules['redis'] = None\n"
+        "import pytest_conncache\n"
+        "pytest_conncache.connection_cache.set('k', 1)\n"
+        "from pytest_conncache import RedisBackend\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "ModuleNotFoundError: the Redis backend needs redis-py: pip install " in done.stderr
+    assert "'pytest-conncache[redis]'" in done.stderr
