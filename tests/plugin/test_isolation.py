@@ -161,6 +161,46 @@ def test_connection_cache_is_handed_over_as_is_without_isolation(
     pytester.runpytest().assert_outcomes(passed=2)
 
 
+def test_the_closest_marker_wins_function_over_class_over_module(
+    pytester: pytest.Pytester,
+) -> None:
+    # The shared cache itself, not the fixture (which also empties after an
+    # isolated test): what each test finds shows what setup emptied.
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_conncache import connection_cache as cache
+
+        pytestmark = pytest.mark.conncache(isolate=False)
+
+        def test_module_fills():
+            cache.set("m", 1)
+
+        def test_module_keeps():
+            assert cache.keys() == ["m"]
+
+        @pytest.mark.conncache(isolate=True)
+        class TestIsolated:
+            def test_class_empties(self):
+                assert cache.keys() == []
+                cache.set("c", 1)
+
+            @pytest.mark.conncache(isolate=False)
+            def test_function_keeps(self):
+                assert cache.keys() == ["c"]
+
+            @pytest.mark.parametrize(
+                "n", [1, pytest.param(2, marks=pytest.mark.conncache(isolate=False))]
+            )
+            def test_params(self, n):
+                assert cache.keys() == ([] if n == 1 else ["p1"])
+                cache.set(f"p{n}", n)
+        """
+    )
+
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=6)
+
+
 def test_connection_cache_uses_the_frozen_clock(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
