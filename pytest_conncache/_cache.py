@@ -398,9 +398,7 @@ class ConnectionCache(CacheAside[V]):
         if self._flights or self._async_flights:
             self._mark_stale(key.__eq__)  # before the write: see _cacheaside
         try:
-            displaced = self._store.put(
-                entry, now, self._codec if value_type is None else codec_for(value_type)
-            )
+            displaced = self._store.put(entry, now, self._codec_of(value_type))
         except Exception as error:
             self._write_failed(error)
             return
