@@ -624,12 +624,7 @@ class ClusterIO:
                     self.client.nodes_manager.initialize()
                     reply = None
                     continue
-                pipe = self.client.pipeline(transaction=False)
-                for args, target in request:
-                    if target is None:
-                        pipe.execute_command(*args)
-                    else:
-                        pipe.execute_command(*args, target_nodes=target)
+                pipe = _pipeline(self.client, request)
                 try:
                     reply = list(pipe.execute(raise_on_error=False))
                 except Exception as error:  # no connection to any node
@@ -704,12 +699,7 @@ class AsyncClusterIO:
                     await self.client.nodes_manager.initialize()
                     reply = None
                     continue
-                pipe = self.client.pipeline(transaction=False)
-                for args, target in request:
-                    if target is None:
-                        pipe.execute_command(*args)
-                    else:
-                        pipe.execute_command(*args, target_nodes=target)
+                pipe = _pipeline(self.client, request)
                 try:
                     reply = list(await pipe.execute(raise_on_error=False))
                 except Exception as error:
@@ -744,3 +734,15 @@ def _seen_failure(error: Exception, name: str | None, watch: _Watch) -> BaseExce
     raised = topology_race(error)
     watch.saw(name, raised)
     return raised
+
+
+def _pipeline(client: Any, request: list[tuple[Any, Any]]) -> Any:
+    """A non-transactional pipeline (sync or asyncio cluster client) holding
+    ``request``'s commands, each sent to its target node or routed by key."""
+    pipe = client.pipeline(transaction=False)
+    for args, target in request:
+        if target is None:
+            pipe.execute_command(*args)
+        else:
+            pipe.execute_command(*args, target_nodes=target)
+    return pipe

@@ -493,14 +493,7 @@ class RedisStore:
     ) -> Plan[None]:
         """Remove entries by name, one script per bucket; a batch of what went."""
         replies = yield Fan([self._remove_call(b, names, fields) for b, names in doomed], durable)
-        yield Batch(
-            [
-                b.key_of(names[int(i) - 1])
-                for (b, names), reply in zip(doomed, replies, strict=True)
-                if not isinstance(reply, Exception)
-                for i in reply
-            ]
-        )
+        yield Batch(_removed_keys(doomed, replies))
         _raise_first(replies)
 
     def _plan_remove_matching(self, matches: Callable[[str], object], how: str) -> Plan[None]:
@@ -592,14 +585,7 @@ class RedisStore:
                 [Lua(lua.REBUILD_PAGE, [b.index, *names], [b.skip, by, what]) for b, names in mine],
                 durable=True,
             )
-            yield Batch(
-                [
-                    b.key_of(names[int(i) - 1])
-                    for (b, names), reply in zip(mine, replies, strict=True)
-                    if not isinstance(reply, Exception)
-                    for i in reply
-                ]
-            )
+            yield Batch(_removed_keys(mine, replies))
             _raise_first(replies)
 
         yield from self._plan_walk(reindex)
@@ -968,6 +954,17 @@ class _Untracked:
 
 
 _UNTRACKED = _Untracked()
+
+
+def _removed_keys(pages: list[tuple[Bucket, list[bytes]]], replies: list[Any]) -> list[str]:
+    """The keys a removal script took out of each bucket's page: each reply
+    lists 1-based positions in its page (a failed bucket's reply is its error)."""
+    return [
+        bucket.key_of(names[int(i) - 1])
+        for (bucket, names), reply in zip(pages, replies, strict=True)
+        if not isinstance(reply, Exception)
+        for i in reply
+    ]
 
 
 def _raise_first(replies: Sequence[Any]) -> None:
