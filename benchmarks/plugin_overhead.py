@@ -8,6 +8,10 @@ all of them alike:
 * **trivial**: 2,000 trivial tests that never touch a cache. Plugin enabled
   (no option) and enabled with ``--conncache-report``, each against
   ``-p no:conncache``: the cost every user pays (targets 1.03 and 1.05).
+* **trivial, cache imported**: the same 2,000 tests, with a ``conftest.py``
+  that imports the package and fills the shared ``connection_cache``, as a
+  service's suite does: what the plugin costs per test when a cache is alive
+  (emptied and zeroed before each test). Reported against the same targets.
 * **hits**: one test that times 200,000 ``get`` hits on a cache (and as
   many ``get_or_set`` hits) with ``time.process_time`` inside the test: with
   ``--conncache-report`` (which also records the test's events for the
@@ -67,7 +71,7 @@ class Settings:
     tests_per_file: int = 100
     cache_tests: int = 500
     hits: int = 200_000
-    rounds: int = 9
+    rounds: int = 21
 
     @classmethod
     def quick(cls) -> Settings:
@@ -87,9 +91,18 @@ class Settings:
 # -- the generated suites -------------------------------------------------------------
 
 
-def write_trivial_suite(directory: Path, settings: Settings) -> None:
+IMPORTING_CONFTEST = """\
+from pytest_conncache import connection_cache
+
+connection_cache.set("settings:feature-flags", {"beta": True})
+"""
+
+
+def write_trivial_suite(directory: Path, settings: Settings, conftest: str = "") -> None:
     """``settings.tests`` trivial tests, plus an ini file so no outer config applies."""
     (directory / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    if conftest:
+        (directory / "conftest.py").write_text(conftest, encoding="utf-8")
     written = 0
     module = 0
     while written < settings.tests:
@@ -272,9 +285,11 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda _: None) ->
     with tempfile.TemporaryDirectory(prefix="conncache-overhead-") as tmp:
         root = Path(tmp)
         trivial, hits, cache_suite = root / "trivial", root / "hits", root / "cache"
-        for directory in (trivial, hits, cache_suite):
+        imported = root / "imported"
+        for directory in (trivial, imported, hits, cache_suite):
             directory.mkdir()
         write_trivial_suite(trivial, settings)
+        write_trivial_suite(imported, settings, IMPORTING_CONFTEST)
         write_hit_suite(hits, settings)
         write_cache_suite(cache_suite, settings)
         out = root / "hits.json"
@@ -282,6 +297,7 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda _: None) ->
         progress("plugin overhead: a warm-up run per suite and configuration (bytecode)")
         for name in TRIVIAL:
             _timed_run(trivial, OPTIONS[name], settings.tests)
+            _timed_run(imported, OPTIONS[name], settings.tests)
         for name in CACHE_TESTS:
             _timed_run(cache_suite, OPTIONS[name], settings.cache_tests)
 
@@ -291,6 +307,13 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda _: None) ->
             lambda name: _timed_run(trivial, OPTIONS[name], settings.tests).cpu,
             progress,
             f"{settings.tests:,} trivial tests",
+        )
+        imported_cpu = _rounds(
+            TRIVIAL,
+            settings.rounds,
+            lambda name: _timed_run(imported, OPTIONS[name], settings.tests).cpu,
+            progress,
+            f"{settings.tests:,} trivial tests, cache imported",
         )
         cache_cpu = _rounds(
             CACHE_TESTS,
@@ -314,6 +337,7 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda _: None) ->
     }
 
     trivial_ratios = _ratios(trivial_cpu)
+    imported_ratios = _ratios(imported_cpu)
     cache_ratios = _ratios(cache_cpu)
     get_ratio = _ratios(hit_get)[REPORT]
     get_or_set_ratio = _ratios(hit_get_or_set)[REPORT]
@@ -335,6 +359,24 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda _: None) ->
             TARGETS[REPORT],
         ),
         _figure(
+            "plugin_overhead_enabled_cache_imported",
+            f"CPU time, {settings.tests:,} trivial tests with the cache imported, "
+            f"{ENABLED} / {DISABLED}",
+            imported_cpu,
+            ENABLED,
+            imported_ratios[ENABLED],
+            TARGETS[ENABLED],
+        ),
+        _figure(
+            "plugin_overhead_report_cache_imported",
+            f"CPU time, {settings.tests:,} trivial tests with the cache imported, "
+            f"{REPORT} / {DISABLED}",
+            imported_cpu,
+            REPORT,
+            imported_ratios[REPORT],
+            TARGETS[REPORT],
+        ),
+        _figure(
             "plugin_hit_get_report",
             f"CPU per get hit inside a test, {REPORT} / {DISABLED}",
             hit_get,
@@ -353,10 +395,17 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda _: None) ->
     ]
     return {
         "settings": asdict(settings),
-        "cpu_seconds": {"trivial": trivial_cpu, "cache tests": cache_cpu},
+        "cpu_seconds": {
+            "trivial": trivial_cpu,
+            "trivial, cache imported": imported_cpu,
+            "cache tests": cache_cpu,
+        },
         "hit_seconds": {"get": hit_get, "get_or_set": hit_get_or_set},
         "ratios": {
             "trivial": {name: spread._asdict() for name, spread in trivial_ratios.items()},
+            "trivial, cache imported": {
+                name: spread._asdict() for name, spread in imported_ratios.items()
+            },
             "cache tests": {name: spread._asdict() for name, spread in cache_ratios.items()},
             "get hit": get_ratio._asdict(),
             "get_or_set hit": get_or_set_ratio._asdict(),
@@ -398,9 +447,9 @@ def format_report(result: dict[str, Any]) -> str:
         f"{DISABLED} in the same round, median of {rounds} interleaved rounds [lowest - highest]",
     ]
     for suite, configurations in result["ratios"].items():
-        if suite not in ("trivial", "cache tests"):
+        if suite not in ("trivial", "trivial, cache imported", "cache tests"):
             continue
-        size = settings["tests"] if suite == "trivial" else settings["cache_tests"]
+        size = settings["cache_tests"] if suite == "cache tests" else settings["tests"]
         cpu = result["cpu_seconds"][suite]
         lines.append(
             f"  {size:,} {suite}: {DISABLED} {statistics.median(cpu[DISABLED]):.3f} s (median)"

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._clock import DefaultClock
-from ._singleton import connection_cache
+from ._registry import shared_cache
 
 # How many events a failed test's report shows at most (the most recent).
 SHOWN = 50
@@ -64,7 +64,7 @@ def _base(cache: Any, now: float, starts: dict[int, float], first: dict[int, flo
 
 
 def _name(cache: Any) -> str:
-    return "connection_cache" if cache is connection_cache else f"cache@{id(cache):x}"
+    return "connection_cache" if cache is shared_cache() else f"cache@{id(cache):x}"
 
 
 def _offset(seconds: float) -> str:

@@ -8,6 +8,8 @@ are added up when they go), without a hook call per operation.
 
 from __future__ import annotations
 
+import sys
+import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -16,17 +18,25 @@ from ._stats import FIELDS, Counters
 if TYPE_CHECKING:
     from ._cache import ConnectionCache
 
+_SHARED_CACHE_MODULE = f"{__package__}._singleton"
+
 # id -> weak reference. No lock: each operation below is a single dict
 # operation, atomic under the GIL, and a weakref callback (which can fire
 # inside any allocation, even in a thread holding a lock) must never wait.
 _caches: dict[int, weakref.ref[Any]] = {}
 # id -> (counters, their values at the test's start)
 _counters: dict[int, tuple[Counters, tuple[int, ...]]] = {}
-# What caches collected since the test's start counted before they went.
-_departed: list[int] = [0] * len(FIELDS)
+# The counters of caches collected since the test's start, with their
+# values at the start. The weakref callback only appends here: it may run
+# while this very thread is reading those counters (under their lock), so
+# it never reads them. ``_fold`` adds them up into ``_departed_counts``.
+_departed: list[tuple[Counters, tuple[int, ...]]] = []
+_departed_counts: list[int] = [0] * len(FIELDS)
+_fold_lock = threading.Lock()  # two threads making caches fold one at a time
 
 
 def track(cache: object, counters: Counters) -> None:
+    _fold()  # so that a process that makes and drops caches all day keeps no list
     key = id(cache)
     _counters[key] = (counters, (0,) * len(FIELDS))
 
@@ -36,8 +46,7 @@ def track(cache: object, counters: Counters) -> None:
         _caches.pop(key, None)
         held = _counters.pop(key, None)
         if held is not None:
-            for i, (now, then) in enumerate(zip(held[0].values(), held[1], strict=True)):
-                _departed[i] += now - then
+            _departed.append(held)
 
     _caches[key] = weakref.ref(cache, gone)
 
@@ -50,12 +59,25 @@ def restart(just_reset: bool = False) -> None:
     """
     for key, (counters, _) in _counters.copy().items():
         _counters[key] = (counters, counters.baseline if just_reset else counters.values())
-    _departed[:] = [0] * len(FIELDS)
+    _departed.clear()
+    _departed_counts[:] = [0] * len(FIELDS)
+
+
+def _fold() -> None:
+    """Add up what the collected caches counted since the test's start."""
+    if not _departed:
+        return
+    with _fold_lock:
+        while _departed:
+            counters, then = _departed.pop()
+            for i, (now, before) in enumerate(zip(counters.values(), then, strict=True)):
+                _departed_counts[i] += now - before
 
 
 def counts() -> dict[str, int]:
     """What every cache counted since ``restart``, by field (``_stats.FIELDS``)."""
-    totals = list(_departed)
+    _fold()
+    totals = list(_departed_counts)
     for counters, then in _counters.copy().values():
         for i, (now, before) in enumerate(zip(counters.values(), then, strict=True)):
             totals[i] += now - before
@@ -68,3 +90,17 @@ def live_caches() -> list[ConnectionCache[Any]]:
     # can change the registry under it (iterating it directly could).
     refs = _caches.copy().values()
     return [cache for cache in [ref() for ref in refs] if cache is not None]
+
+
+def shared_cache() -> ConnectionCache[Any] | None:
+    """The shared ``connection_cache``, or None while nothing imported it.
+
+    Never imports it: the plugin's runs whose tests use no cache pay nothing
+    for one, and a shared cache that does not exist yet cannot have been
+    moved or filled.
+    """
+    module = sys.modules.get(_SHARED_CACHE_MODULE)
+    if module is None:
+        return None
+    shared: ConnectionCache[Any] = module.connection_cache
+    return shared

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from itertools import count, islice
+from threading import Lock
 from typing import NamedTuple
 
 FIELDS = (
@@ -63,9 +64,16 @@ class Counters:
     a reset moves a baseline instead, so that the cache's stats (from its last
     ``reset_stats``) and the plugin's per-test counts (from the test's start,
     ``_registry``) each have their own.
+
+    An ``itertools.count`` has no way to read it but ``next()`` (its repr
+    would do, at ten times the cost: the plugin reads every cache's counts
+    before each test). So a read advances every count by one, and ``reads``
+    says how many times that happened: the true count is what ``next()``
+    gave minus ``reads``. Reads take ``_read_lock`` so that two of them never
+    interleave; the hot paths never take it.
     """
 
-    __slots__ = (*FIELDS, "baseline")
+    __slots__ = (*FIELDS, "_all", "_read_lock", "baseline", "reads")
 
     def __init__(self) -> None:
         self.hits: count[int] = count()
@@ -76,11 +84,7 @@ class Counters:
         self.evictions: count[int] = count()
         self.errors: count[int] = count()
         self.near_hits: count[int] = count()
-        self.baseline = (0,) * len(FIELDS)
-
-    def values(self) -> tuple[int, ...]:
-        """Every count since the cache was made."""
-        counters = (
+        self._all = (
             self.hits,
             self.misses,
             self.sets,
@@ -90,7 +94,17 @@ class Counters:
             self.errors,
             self.near_hits,
         )
-        return tuple([int(repr(c)[6:-1]) for c in counters])  # repr is "count(17)"
+        self._read_lock = Lock()
+        self.reads = 0
+        self.baseline = (0,) * len(FIELDS)
+
+    def values(self) -> tuple[int, ...]:
+        """Every count since the cache was made."""
+        with self._read_lock:
+            counted = list(map(next, self._all))
+            reads = self.reads
+            self.reads = reads + 1
+        return tuple([n - reads for n in counted])
 
     def since_reset(self) -> tuple[int, ...]:
         return tuple(now - then for now, then in zip(self.values(), self.baseline, strict=True))

@@ -15,20 +15,16 @@ the test moved: the shared cache's backend, the default clock.
 
 from __future__ import annotations
 
-import uuid
 import warnings
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
 from . import _registry
-from ._cache import ConnectionCache
 from ._clock import default_clock, default_wall_clock
-from ._events import SHOWN, section
-from ._freezegun import freezegun_use, refusal
-from ._frozen import FrozenClock, TravelControl
+from ._events import SHOWN
 from ._hooks import observers
 from ._report import (
     FIELDS,
@@ -41,7 +37,10 @@ from ._report import (
     touched,
     write_json,
 )
-from ._singleton import connection_cache as _singleton
+
+if TYPE_CHECKING:
+    from ._cache import ConnectionCache
+    from ._frozen import FrozenClock, TravelControl
 
 _STATS_ATTR = "conncache_stats"
 _FAMILIES_ATTR = "conncache_families"
@@ -49,7 +48,6 @@ _EVENTS_SECTION = "conncache events"
 _MARKER = "conncache"
 _SETTINGS = pytest.StashKey["Settings"]()
 _STRICT = pytest.StashKey[Any]()  # the test's StrictChecks, while it runs
-_WANTED = pytest.StashKey[tuple[bool, bool]]()  # (isolate, strict), read at collection
 
 
 class Moved(NamedTuple):
@@ -165,6 +163,21 @@ class Settings:
         json_path = config.getoption("conncache_report_json")
         self.json_path = Path(json_path) if json_path else None
         self.url = str(config.getoption("conncache_backend") or config.getini("conncache_backend"))
+        # Whether a test may carry the conncache marker: until collection says
+        # that none does, each test's marker is looked up.
+        self.marked = True
+
+    def wanted(self, item: pytest.Item) -> tuple[bool, bool]:
+        """(isolate, strict) for ``item``: its ``conncache`` marker, else the run's."""
+        if self.marked:
+            marker = item.get_closest_marker(_MARKER)
+            if marker is not None:
+                _check_marker(marker, item.nodeid)
+                return (
+                    marker.kwargs.get("isolate", self.isolate),
+                    marker.kwargs.get("strict", self.strict),
+                )
+        return self.isolate, self.strict
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -176,20 +189,30 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     settings = config.stash[_SETTINGS] = Settings(config)
     namespaces = RedisNamespaces(settings.url) if settings.url else None
-    config.pluginmanager.register(Tests(settings, namespaces), "conncache-tests")
+    report = ReportCollector(config, settings) if settings.report or settings.json_path else None
+    config.pluginmanager.register(Tests(settings, namespaces, report), "conncache-tests")
     if namespaces is not None:
         config.pluginmanager.register(namespaces, "conncache-redis")
-    if settings.report or settings.json_path:
-        report = ReportCollector(config, settings)
+    if report is not None:
         config.pluginmanager.register(report, "conncache-report")
 
 
 class Tests:
-    """Per test: isolation and counting before it, events when it fails, guards after."""
+    """Per test: isolation and counting before it, events when it fails, guards after.
 
-    def __init__(self, settings: Settings, namespaces: RedisNamespaces | None) -> None:
+    It also drives the report's steps for each test (``ReportCollector``):
+    one hook implementation per step instead of two, on every test of the run.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        namespaces: RedisNamespaces | None,
+        report: ReportCollector | None,
+    ) -> None:
         self.settings = settings
         self.namespaces = namespaces
+        self.report = report
         self.starts: dict[int, float] = {}
         self.frozen = False
         self.backend: Any = None  # the shared cache's backend, as the test got it
@@ -198,29 +221,34 @@ class Tests:
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         # Before any fixture of this test runs: what setup does counts, what
         # the previous test left behind does not.
-        isolate, strict = item.stash.get(_WANTED, None) or _wanted(item)
+        isolate, strict = self.settings.wanted(item)
         for cache in _registry.live_caches():
             # Only memory is emptied: the plugin never deletes data on a Redis
             # server it was not pointed at (--conncache-backend isolates the
             # singleton by giving each test a namespace of its own).
             cache.reset(empty=isolate and not cache.shared)
-        if _singleton.backend is not self.backend:
-            # Moved between tests: at import, collection, or by a wider fixture.
-            moved = self._guard_singleton(item.nodeid, when="before")
-            if moved is not None:
-                _warn_at(*moved)
-        if self.namespaces is not None:
-            self.namespaces.enter(_singleton)
-        self.backend = _singleton.backend
+        shared = _registry.shared_cache()
+        if shared is not None:
+            if shared.backend is not self.backend:
+                # Moved between tests: at import, collection, or by a wider fixture.
+                moved = self._guard_singleton(shared, item, when="before")
+                if moved is not None:
+                    _warn_at(*moved)
+            if self.namespaces is not None:
+                self.namespaces.enter(shared)
+            self.backend = shared.backend
         _registry.restart(just_reset=True)
         observers.record(SHOWN)
         self.clocks_started()
-        self.frozen = False
+        if self.report is not None:
+            self.report.test_started()
         if strict:
             from ._strict import StrictChecks
 
             manager = item.config.pluginmanager
-            if not manager.has_plugin("conncache-strict"):  # a test added after collection
+            if not manager.has_plugin("conncache-strict"):
+                # Registered by the first strict test, so that no other run pays
+                # for a wrapper around each test's call; it wraps this one's.
                 manager.register(StrictCalls(), "conncache-strict")
             checks = item.stash[_STRICT] = StrictChecks()
             observers.register(checks)
@@ -228,26 +256,21 @@ class Tests:
     def clocks_started(self, frozen: bool = False) -> None:
         """Events times count from here: the test's start, or where frozen_clock froze."""
         self.starts = {
-            id(default_clock): default_clock(),
-            id(default_wall_clock): default_wall_clock(),
+            id(default_clock): default_clock.read(),
+            id(default_wall_clock): default_wall_clock.read(),
         }
         self.frozen = frozen
 
-    def pytest_collection_modifyitems(
-        self, config: pytest.Config, items: list[pytest.Item]
-    ) -> None:
-        # The strict checks need a wrapper around each test's call: registered
-        # only when some test runs strict, so that no other run pays for it.
-        strict = self.settings.strict
-        for item in items:
-            wanted = item.stash[_WANTED] = _wanted(item)  # setup reads it again
-            strict = strict or wanted[1]
-        if strict and not config.pluginmanager.has_plugin("conncache-strict"):
-            config.pluginmanager.register(StrictCalls(), "conncache-strict")
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        # A bad marker is a usage error before any test runs; with no marker at
+        # all, a test's settings are the run's, without a lookup per test.
+        self.settings.marked = _find_markers(items)
 
-    def _guard_singleton(self, nodeid: str, when: str = "during") -> Moved | None:
+    def _guard_singleton(
+        self, shared: ConnectionCache[Any] | None, item: pytest.Item, when: str = "during"
+    ) -> Moved | None:
         """Put the shared cache back where the plugin had it; what to warn about."""
-        if _singleton.backend is self.backend:
+        if shared is None or shared.backend is self.backend:
             return None
         expected = self.backend
         if self.namespaces is not None and expected is not self.namespaces.current:
@@ -255,9 +278,9 @@ class Tests:
             # behind); the next test enters a fresh one.
             expected = None
         self.backend = expected
-        moved = "to memory" if _singleton.backend is None else f"to {_singleton.backend!r}"
-        where = _singleton.backend_set_at
-        _singleton.use_backend(expected)
+        moved = "to memory" if shared.backend is None else f"to {shared.backend!r}"
+        where = shared.backend_set_at
+        shared.use_backend(expected)
         if self.namespaces is None:
             advice = (
                 "The plugin put it back in memory. Move it in a fixture that calls "
@@ -274,7 +297,7 @@ class Tests:
         return Moved(
             where,
             f"connection_cache.use_backend() moved the shared cache {moved} {when} "
-            f"{nodeid}, and it stayed there: every later test would share what it "
+            f"{item.nodeid}, and it stayed there: every later test would share what it "
             f"stores (the plugin isolates tests by emptying in-memory caches and by giving "
             f"each test a Redis namespace of its own). {advice}",
         )
@@ -303,21 +326,33 @@ class Tests:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
+        if self.report is not None:
+            self.report.test_ending()  # before the fixtures go (frozen_clock among them)
         try:
             return (yield)
         finally:
             # After every fixture finalizer, failing or not: put back everything
             # the test moved first, then warn (a warning may be an error, -W error).
-            moved = [self._guard_singleton(item.nodeid), *self._guard_clocks()]
-            for each in moved:
+            moved = self._guard_singleton(_registry.shared_cache(), item)
+            clocks = default_clock.redirected or default_wall_clock.redirected
+            for each in [moved, *(self._guard_clocks() if clocks else ())]:
                 if each is not None:
                     _warn_at(*each)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.failed and not any(title == _EVENTS_SECTION for title, _ in report.sections):
+        # First: pytest-xdist's worker sends the report on next, with what is added here.
+        if report.failed:
+            self._add_events(report)
+        if self.report is not None and report.when == "teardown":
+            self.report.test_ended(report)
+
+    def _add_events(self, report: pytest.TestReport) -> None:
+        if not any(title == _EVENTS_SECTION for title, _ in report.sections):
             ring = observers.ring
             if ring is not None and hasattr(report, "location"):
+                from ._events import section
+
                 counted = _registry.counts()
                 total = sum(counted[field] for field in FIELDS)
                 text = section(list(ring), self.starts, total, self.frozen)
@@ -345,7 +380,11 @@ class StrictCalls:
 
 
 class ReportCollector:
-    """--conncache-report and --conncache-report-json: per-test counts, then the table."""
+    """--conncache-report and --conncache-report-json: per-test counts, then the table.
+
+    ``Tests`` calls its per-test steps (``test_started``, ``test_ending``,
+    ``test_ended``); its own hooks are the session's.
+    """
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
@@ -354,7 +393,7 @@ class ReportCollector:
         self.rows: dict[str, Row] = {}
         self.families: dict[str, dict[str, int]] = {}
         self.family_counter: FamilyCounter | None = None
-        self.expired: dict[str, list[str]] = {}
+        self.unremoved: list[str] = []  # the current test's, from test_ending
         self.starts: list[tuple[ConnectionCache[Any], float]] = []
         if settings.report == "families":
             self.family_counter = FamilyCounter()
@@ -364,32 +403,27 @@ class ReportCollector:
         if self.family_counter is not None and observers.is_registered(self.family_counter):
             observers.unregister(self.family_counter)
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        # After the isolation: each cache's clock at the test's start.
+    def test_started(self) -> None:
+        """After the isolation: each cache's clock at the test's start."""
         self.starts = [(cache, cache.now()) for cache in _registry.live_caches()]
         if self.family_counter is not None:
             self.family_counter.take()
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
-        # Before the fixtures go (frozen_clock among them): the entries whose
-        # ttl ended during the test that nobody removed (or counted) yet.
-        self.expired[item.nodeid] = self._expired_unremoved()
-
-    def _expired_unremoved(self) -> list[str]:
+    def test_ending(self) -> None:
+        """Before the test's fixtures go: the entries whose ttl ended during the
+        test that nobody removed (or counted) yet."""
         started = {id(cache): at for cache, at in self.starts}
+        self.starts = []
         keys: list[str] = []
+        shared = _registry.shared_cache()
         for cache in _registry.live_caches():
-            if cache.shared and cache is not _singleton:
+            if cache.shared and cache is not shared:
                 continue  # a namespace the plugin does not own: not walked
             keys += cache.expired_since(started.get(id(cache), float("-inf")))
-        return keys
+        self.unremoved = keys
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "teardown":
-            return
+    def test_ended(self, report: pytest.TestReport) -> None:
+        """The test's teardown report: its counts, attached to it, and its row."""
         counts = getattr(report, _STATS_ATTR, None)
         if counts is None:
             # This process ran the test. Attach the counts before anything
@@ -399,7 +433,7 @@ class ReportCollector:
             counts = {field: counted[field] for field in FIELDS}
             # Expirations: those removed (counted by the caches) and those still
             # stored; the report counts every ttl that ended in the test.
-            unremoved = self.expired.pop(report.nodeid, [])
+            unremoved, self.unremoved = self.unremoved, []
             counts["expirations"] += len(unremoved)
             setattr(report, _STATS_ATTR, counts)
             if self.family_counter is not None:
@@ -450,6 +484,8 @@ class RedisNamespaces:
     def __init__(self, url: str) -> None:
         shown = _without_password(url)
         try:
+            import uuid
+
             import redis
 
             from ._redis import RedisBackend
@@ -484,6 +520,9 @@ class RedisNamespaces:
                 f"--conncache-backend={shown}: Redis does not answer ({type(error).__name__}: "
                 f"{error}); start it, or run without --conncache-backend"
             ) from None
+        from ._singleton import connection_cache
+
+        self.shared = connection_cache  # imported here: the next test's setup moves it
         self.count = 0
         self.current: Any = None
         self.leftovers: list[str] = []
@@ -531,7 +570,7 @@ class RedisNamespaces:
 
     def close(self) -> None:
         self.leave()
-        _singleton.use_backend(None)
+        self.shared.use_backend(None)
         self.base.close()
 
 
@@ -561,31 +600,51 @@ def _without_password(url: str) -> str:
 
 def _wanted(item: pytest.Item) -> tuple[bool, bool]:
     """(isolate, strict) for ``item``: its ``conncache`` marker, else the run's settings."""
-    settings = item.config.stash[_SETTINGS]
-    isolate, strict = settings.isolate, settings.strict
-    marker = item.get_closest_marker(_MARKER)
-    if marker is not None:
-        unknown = set(marker.kwargs) - {"isolate", "strict"}
-        if marker.args or unknown:
+    return item.config.stash[_SETTINGS].wanted(item)
+
+
+def _check_marker(marker: pytest.Mark, nodeid: str) -> None:
+    unknown = set(marker.kwargs) - {"isolate", "strict"}
+    if marker.args or unknown:
+        raise pytest.UsageError(
+            f"{nodeid}: @pytest.mark.conncache takes only isolate=True/False and "
+            f"strict=True/False, got args={marker.args!r} kwargs={marker.kwargs!r}"
+        )
+    for name, value in marker.kwargs.items():
+        if not isinstance(value, bool):
             raise pytest.UsageError(
-                f"{item.nodeid}: @pytest.mark.conncache takes only isolate=True/False and "
-                f"strict=True/False, got args={marker.args!r} kwargs={marker.kwargs!r}"
+                f"{nodeid}: @pytest.mark.conncache({name}=...) must be True or False, "
+                f"got {value!r:.40} ({type(value).__name__})"
             )
-        for name, value in marker.kwargs.items():
-            if not isinstance(value, bool):
-                raise pytest.UsageError(
-                    f"{item.nodeid}: @pytest.mark.conncache({name}=...) must be True or False, "
-                    f"got {value!r:.40} ({type(value).__name__})"
-                )
-        isolate = marker.kwargs.get("isolate", isolate)
-        strict = marker.kwargs.get("strict", strict)
-    return isolate, strict
+
+
+def _find_markers(items: list[pytest.Item]) -> bool:
+    """Check every ``conncache`` marker on ``items`` and their parents; whether there is one.
+
+    Each node is looked at once (a module's marker is not checked again for
+    each of its tests), in its own markers only: cheaper than a marker
+    lookup per test, which walks up to the session every time.
+    """
+    seen: set[int] = set()  # ids of nodes looked at; all are alive during collection
+    found = False
+    for item in items:
+        node: pytest.Item | pytest.Collector | None = item
+        while node is not None and id(node) not in seen:
+            seen.add(id(node))
+            for mark in node.own_markers:
+                if mark.name == _MARKER:
+                    _check_marker(mark, node.nodeid)
+                    found = True
+            node = node.parent
+    return found
 
 
 @pytest.fixture(name="frozen_clock")
 def frozen_clock_fixture(request: pytest.FixtureRequest) -> Generator[FrozenClock, None, None]:
     """Frozen time for time.time(), datetime.now() and default-clock caches; see .advance()."""
     _refuse_freezegun(request)
+    from ._frozen import FrozenClock
+
     control: TravelControl
     try:
         # Share time-machine's own fixture, so time_machine.shift() in the
@@ -610,6 +669,8 @@ def frozen_clock_fixture(request: pytest.FixtureRequest) -> Generator[FrozenCloc
 
 def _refuse_freezegun(request: pytest.FixtureRequest) -> None:
     """Fail the test at setup, before time-machine starts, if freezegun has time in hand."""
+    from ._freezegun import freezegun_use, refusal
+
     how = freezegun_use(getattr(request.node, "obj", None), request.fixturenames)
     if how is not None:
         pytest.fail(refusal(how), pytrace=False)
@@ -647,8 +708,10 @@ def connection_cache_fixture(
     """The shared pytest_conncache.connection_cache, empty with zeroed stats, emptied after."""
     isolate = _wanted(request.node)[0]
     # On Redis (--conncache-backend) each test has a fresh namespace already.
-    in_memory = not _singleton.shared
-    _singleton.reset(empty=isolate and in_memory)
-    yield _singleton
+    from ._singleton import connection_cache as shared
+
+    in_memory = not shared.shared
+    shared.reset(empty=isolate and in_memory)
+    yield shared
     if isolate and in_memory:
-        _singleton.reset()
+        shared.reset()

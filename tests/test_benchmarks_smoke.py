@@ -28,6 +28,8 @@ CORE_FIGURES = {
 OVERHEAD_FIGURES = {
     "plugin_overhead_enabled",
     "plugin_overhead_report",
+    "plugin_overhead_enabled_cache_imported",
+    "plugin_overhead_report_cache_imported",
     "plugin_hit_get_report",
     "plugin_hit_get_or_set_report",
 }

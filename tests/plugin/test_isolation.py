@@ -217,3 +217,42 @@ def test_connection_cache_uses_the_frozen_clock(pytester: pytest.Pytester) -> No
     )
 
     pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_a_cache_first_imported_inside_a_test_is_counted_shown_and_emptied(
+    pytester: pytest.Pytester,
+) -> None:
+    # The plugin imports no cache itself: here the app, and with it the
+    # shared cache, is imported by a fixture during the first test.
+    pytester.makepyfile(
+        test_app="""
+        import pytest
+
+        @pytest.fixture
+        def app_cache():
+            from pytest_conncache import connection_cache
+            return connection_cache
+
+        def test_first(app_cache):
+            app_cache.set("user:1", "ada")
+            assert app_cache.get("user:1") == "grace"
+
+        def test_second(app_cache):
+            assert app_cache.keys() == []
+            assert app_cache.stats.sets == 0
+        """
+    )
+
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "--conncache-report")
+
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*- conncache events -*",
+            "2 cache events, times since the test started:",
+            "*set *'user:1'*",
+            "*hit *'user:1'*",
+            "*= conncache report =*",
+            "test_app.py::test_first * 1 * 0 *100.0% * 1 * 0 * 0 * 0",
+        ]
+    )
