@@ -3,7 +3,8 @@
 Besides the caches, it keeps each cache's ``Counters`` and the counts at the
 current test's start (``restart``), so that ``counts`` can say what every
 cache did during the test, those collected meanwhile included (their counts
-are added up when they go), without a hook call per operation.
+are added up after they go), without a hook call per operation. And it
+finds the shared ``connection_cache`` without importing it (``shared_cache``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 import weakref
+from operator import add, sub
 from typing import TYPE_CHECKING, Any
 
 from ._stats import FIELDS, Counters
@@ -20,9 +22,10 @@ if TYPE_CHECKING:
 
 _SHARED_CACHE_MODULE = f"{__package__}._singleton"
 
-# id -> weak reference. No lock: each operation below is a single dict
-# operation, atomic under the GIL, and a weakref callback (which can fire
-# inside any allocation, even in a thread holding a lock) must never wait.
+# id -> weak reference. No lock: each operation on these is a single dict
+# or list operation, atomic under the GIL, and a weakref callback (which can
+# fire inside any allocation, even in a thread holding a lock) must never
+# wait. Only ``_fold``, never called from a callback, takes a lock.
 _caches: dict[int, weakref.ref[Any]] = {}
 # id -> (counters, their values at the test's start)
 _counters: dict[int, tuple[Counters, tuple[int, ...]]] = {}
@@ -79,8 +82,7 @@ def counts() -> dict[str, int]:
     _fold()
     totals = list(_departed_counts)
     for counters, then in _counters.copy().values():
-        for i, (now, before) in enumerate(zip(counters.values(), then, strict=True)):
-            totals[i] += now - before
+        totals = list(map(add, totals, map(sub, counters.values(), then)))
     return dict(zip(FIELDS, totals, strict=True))
 
 

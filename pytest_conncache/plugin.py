@@ -11,6 +11,10 @@ reads the caches' own counters, no hook per operation) and every cache's
 events go to a bounded ring (``observers.record``), which a failed test's
 report shows. After the test (its fixtures torn down), guards put back what
 the test moved: the shared cache's backend, the default clock.
+
+It imports no cache itself (the registry knows the caches that exist, and
+the shared one only once something imported it): a run whose tests never
+touch a cache pays for the hooks and nothing else.
 """
 
 from __future__ import annotations
