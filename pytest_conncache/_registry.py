@@ -34,7 +34,8 @@ _counters: dict[int, tuple[Counters, tuple[int, ...]]] = {}
 # while this very thread is reading those counters (under their lock), so
 # it never reads them. ``_fold`` adds them up into ``_departed_counts``.
 _departed: list[tuple[Counters, tuple[int, ...]]] = []
-_departed_counts: list[int] = [0] * len(FIELDS)
+_ZEROS = [0] * len(FIELDS)
+_departed_counts: list[int] = list(_ZEROS)
 _fold_lock = threading.Lock()  # two threads making caches fold one at a time
 
 
@@ -54,6 +55,12 @@ def track(cache: object, counters: Counters) -> None:
     _caches[key] = weakref.ref(cache, gone)
 
 
+def tracking() -> bool:
+    """Whether the counts since the last ``restart`` may be other than zero: a cache
+    exists, or one was collected since. Without, ``restart`` has nothing to do."""
+    return bool(_caches or _departed or _departed_counts != _ZEROS)
+
+
 def restart(just_reset: bool = False) -> None:
     """A test starts: counts from now on.
 
@@ -63,7 +70,7 @@ def restart(just_reset: bool = False) -> None:
     for key, (counters, _) in _counters.copy().items():
         _counters[key] = (counters, counters.baseline if just_reset else counters.values())
     _departed.clear()
-    _departed_counts[:] = [0] * len(FIELDS)
+    _departed_counts[:] = _ZEROS
 
 
 def _fold() -> None:

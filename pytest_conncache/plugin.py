@@ -192,6 +192,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "turns the production-parity checks on or off for the test",
     )
     settings = config.stash[_SETTINGS] = Settings(config)
+    observers.record(SHOWN)  # every cache's events, in a ring emptied before each test
     namespaces = RedisNamespaces(settings.url) if settings.url else None
     report = ReportCollector(config, settings) if settings.report or settings.json_path else None
     config.pluginmanager.register(Tests(settings, namespaces, report), "conncache-tests")
@@ -217,7 +218,7 @@ class Tests:
         self.settings = settings
         self.namespaces = namespaces
         self.report = report
-        self.starts: dict[int, float] = {}
+        self.starts = (0.0, 0.0)  # default_clock's and default_wall_clock's, at the start
         self.frozen = False
         self.backend: Any = None  # the shared cache's backend, as the test got it
 
@@ -226,6 +227,26 @@ class Tests:
         # Before any fixture of this test runs: what setup does counts, what
         # the previous test left behind does not.
         isolate, strict = self.settings.wanted(item)
+        if _registry.tracking():  # else no cache exists: nothing to empty or re-base
+            self._isolate(item, isolate)
+        ring = observers.ring
+        if ring:  # the previous test's events (the ring is made at configure time)
+            ring.clear()
+        self.clocks_started()
+        if self.report is not None:
+            self.report.test_started()
+        if strict:
+            from ._strict import StrictChecks
+
+            manager = item.config.pluginmanager
+            if not manager.has_plugin("conncache-strict"):
+                # Registered by the first strict test, so that no other run pays
+                # for a wrapper around each test's call; it wraps this one's.
+                manager.register(StrictCalls(), "conncache-strict")
+            checks = item.stash[_STRICT] = StrictChecks()
+            observers.register(checks)
+
+    def _isolate(self, item: pytest.Item, isolate: bool) -> None:
         for cache in _registry.live_caches():
             # Only memory is emptied: the plugin never deletes data on a Redis
             # server it was not pointed at (--conncache-backend isolates the
@@ -242,27 +263,10 @@ class Tests:
                 self.namespaces.enter(shared)
             self.backend = shared.backend
         _registry.restart(just_reset=True)
-        observers.record(SHOWN)
-        self.clocks_started()
-        if self.report is not None:
-            self.report.test_started()
-        if strict:
-            from ._strict import StrictChecks
-
-            manager = item.config.pluginmanager
-            if not manager.has_plugin("conncache-strict"):
-                # Registered by the first strict test, so that no other run pays
-                # for a wrapper around each test's call; it wraps this one's.
-                manager.register(StrictCalls(), "conncache-strict")
-            checks = item.stash[_STRICT] = StrictChecks()
-            observers.register(checks)
 
     def clocks_started(self, frozen: bool = False) -> None:
         """Events times count from here: the test's start, or where frozen_clock froze."""
-        self.starts = {
-            id(default_clock): default_clock.read(),
-            id(default_wall_clock): default_wall_clock.read(),
-        }
+        self.starts = (default_clock.read(), default_wall_clock.read())
         self.frozen = frozen
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
@@ -337,16 +341,20 @@ class Tests:
         finally:
             # After every fixture finalizer, failing or not: put back everything
             # the test moved first, then warn (a warning may be an error, -W error).
-            moved = self._guard_singleton(_registry.shared_cache(), item)
-            clocks = default_clock.redirected or default_wall_clock.redirected
-            for each in [moved, *(self._guard_clocks() if clocks else ())]:
+            moved = []
+            shared = _registry.shared_cache()
+            if shared is not None and shared.backend is not self.backend:
+                moved.append(self._guard_singleton(shared, item))
+            if default_clock.redirected or default_wall_clock.redirected:
+                moved += self._guard_clocks()
+            for each in moved:
                 if each is not None:
                     _warn_at(*each)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # First: pytest-xdist's worker sends the report on next, with what is added here.
-        if report.failed:
+        if report.outcome == "failed":
             self._add_events(report)
         if self.report is not None and report.when == "teardown":
             self.report.test_ended(report)
@@ -359,7 +367,9 @@ class Tests:
 
                 counted = _registry.counts()
                 total = sum(counted[field] for field in FIELDS)
-                text = section(list(ring), self.starts, total, self.frozen)
+                monotonic, wall = self.starts
+                starts = {id(default_clock): monotonic, id(default_wall_clock): wall}
+                text = section(list(ring), starts, total, self.frozen)
                 if text is not None:
                     report.sections.append((_EVENTS_SECTION, text))
 
