@@ -1,6 +1,6 @@
 """The pytest plugin's overhead, judged on CPU time.
 
-Three generated suites, each run in fresh pytest subprocesses under several
+Four generated suites, each run in fresh pytest subprocesses under several
 configurations, in interleaved rounds (every configuration once per round,
 in a rotating order), so that a slow moment of the shared machine falls on
 all of them alike:
@@ -24,8 +24,11 @@ The verdict of each pair is the median, over the rounds, of the round's
 ratio (this configuration's CPU time, user + system, over the disabled
 run's in the same round), with the spread (lowest to highest ratio)
 printed. CPU time counts what users pay, memory traffic and imports
-included. ``--overhead-by instructions`` (with valgrind) adds instruction
-counts of the trivial suite as a second figure; they never decide.
+included. A single round's ratio swings by up to 10 % either way on a shared
+2-core machine, so the default is 41 rounds (about seven minutes): with 9,
+the median of an overhead near 2 % lands anywhere from 1.00 to 1.04.
+``--overhead-by instructions`` (with valgrind) adds instruction counts of
+the trivial suite as a second figure; they never decide.
 
 Run it alone from the repository root with ``python -m benchmarks overhead``.
 """
@@ -71,7 +74,7 @@ class Settings:
     tests_per_file: int = 100
     cache_tests: int = 500
     hits: int = 200_000
-    rounds: int = 21
+    rounds: int = 41
 
     @classmethod
     def quick(cls) -> Settings:

@@ -61,7 +61,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--rounds",
         type=int,
         default=None,
-        help="interleaved rounds of the plugin overhead (default 21; more narrow a noisy median)",
+        help="interleaved rounds of the plugin overhead (default 41; more narrow a noisy median)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
     args = parser.parse_args(argv)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pytest
 
 from . import _registry
-from ._clock import default_clock, default_wall_clock
+from ._clock import DefaultClock, default_clock, default_wall_clock
 from ._events import SHOWN
 from ._hooks import observers
 from ._report import (
@@ -232,7 +232,9 @@ class Tests:
         ring = observers.ring
         if ring:  # the previous test's events (the ring is made at configure time)
             ring.clear()
-        self.clocks_started()
+        # Events' times count from here (clocks_started, inlined: every test runs it).
+        self.starts = (default_clock.read(), default_wall_clock.read())
+        self.frozen = False
         if self.report is not None:
             self.report.test_started()
         if strict:
@@ -345,7 +347,7 @@ class Tests:
             shared = _registry.shared_cache()
             if shared is not None and shared.backend is not self.backend:
                 moved.append(self._guard_singleton(shared, item))
-            if default_clock.redirected or default_wall_clock.redirected:
+            if _redirected(default_clock) or _redirected(default_wall_clock):
                 moved += self._guard_clocks()
             for each in moved:
                 if each is not None:
@@ -586,6 +588,11 @@ class RedisNamespaces:
         self.leave()
         self.shared.use_backend(None)
         self.base.close()
+
+
+def _redirected(holder: DefaultClock) -> bool:
+    # DefaultClock.redirected without the property call: every test asks.
+    return holder.source is not holder.fallback
 
 
 def _warn_at(where: tuple[str, int] | None, message: str) -> None:

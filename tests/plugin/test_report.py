@@ -370,3 +370,34 @@ def test_a_bad_ini_report_value_is_a_usage_error(pytester: pytest.Pytester) -> N
     result.stderr.fnmatch_lines(
         ["*conncache_report must be true, false, tests or families, got 'by-family'*"]
     )
+
+
+def test_a_cache_made_and_dropped_inside_a_test_counts_for_that_test(
+    pytester: pytest.Pytester,
+) -> None:
+    # In a fresh process no cache exists before the test: its own one is the
+    # only one, and it is gone before the counts are read.
+    pytester.makepyfile(
+        test_local="""
+        import gc
+        from pytest_conncache import ConnectionCache
+
+        def test_local_cache():
+            cache = ConnectionCache()
+            cache.set("a", 1)
+            cache.get("a")
+            del cache
+            gc.collect()
+
+        def test_after():
+            pass
+        """
+    )
+
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "--conncache-report")
+
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["*= conncache report =*", "test_local.py::test_local_cache * 1 * 0 *100.0% * 1 * 0 *"]
+    )
+    result.stdout.no_fnmatch_line("test_local.py::test_after *")
