@@ -362,10 +362,9 @@ class ConnectionCache(CacheAside[V]):
         shared store ``empty`` deletes the entries of this cache's namespace
         for every process.
         """
+        self._zero(emptying=empty)
         if empty:
-            self._mark_stale(any_key)
             self._store.wipe()
-        self.reset_stats()
 
     # -- writes ----------------------------------------------------------------------
 

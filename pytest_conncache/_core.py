@@ -341,8 +341,14 @@ class CacheCore(Generic[V]):
         with self._lock:
             return CacheStats(*self._counters.since_reset())
 
-    def _zero(self) -> None:
+    def _zero(self, *, emptying: bool = False) -> None:
+        """Zero the counters and forget the removals. ``emptying``: the store is
+        emptied next, so every running factory is marked stale first (as
+        ``_mark_stale`` does; one lock for both: the plugin resets every
+        cache before every test)."""
         with self._lock:
+            if emptying and (self._flights or self._async_flights):
+                mark_stale(self._flights, self._async_flights, any_key)
             self._counters.reset()
             if self._removed:
                 self._removed.clear()
