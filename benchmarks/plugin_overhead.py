@@ -304,26 +304,22 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda _: None) ->
         for name in CACHE_TESTS:
             _timed_run(cache_suite, OPTIONS[name], settings.cache_tests)
 
-        trivial_cpu = _rounds(
-            TRIVIAL,
-            settings.rounds,
-            lambda name: _timed_run(trivial, OPTIONS[name], settings.tests).cpu,
-            progress,
-            f"{settings.tests:,} trivial tests",
+        def cpu_rounds(
+            directory: Path, names: tuple[str, ...], tests: int, what: str
+        ) -> dict[str, list[float]]:
+            def measure(name: str) -> float:
+                return _timed_run(directory, OPTIONS[name], tests).cpu
+
+            return _rounds(names, settings.rounds, measure, progress, what)
+
+        trivial_cpu = cpu_rounds(
+            trivial, TRIVIAL, settings.tests, f"{settings.tests:,} trivial tests"
         )
-        imported_cpu = _rounds(
-            TRIVIAL,
-            settings.rounds,
-            lambda name: _timed_run(imported, OPTIONS[name], settings.tests).cpu,
-            progress,
-            f"{settings.tests:,} trivial tests, cache imported",
+        imported_cpu = cpu_rounds(
+            imported, TRIVIAL, settings.tests, f"{settings.tests:,} trivial tests, cache imported"
         )
-        cache_cpu = _rounds(
-            CACHE_TESTS,
-            settings.rounds,
-            lambda name: _timed_run(cache_suite, OPTIONS[name], settings.cache_tests).cpu,
-            progress,
-            f"{settings.cache_tests:,} cache tests",
+        cache_cpu = cpu_rounds(
+            cache_suite, CACHE_TESTS, settings.cache_tests, f"{settings.cache_tests:,} cache tests"
         )
 
         hit_times: dict[str, list[dict[str, float]]] = {name: [] for name in HITS}
